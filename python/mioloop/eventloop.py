@@ -1,0 +1,208 @@
+"""The asyncio face of the engine: enough of ``asyncio.AbstractEventLoop`` for
+asyncio's own ``Future`` and ``Task`` to run on it.
+
+The iteration, the ready queue, timers and fd dispatch are the Rust ``Loop``;
+this class adds what asyncio needs around them: futures, tasks, the running-loop
+marker, exception handling and executors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import Any, TypeVar
+
+from ._mioloop import Loop
+
+_T = TypeVar("_T")
+
+__all__ = ["EventLoop", "new_event_loop"]
+
+
+class EventLoop(Loop, asyncio.AbstractEventLoop):
+    """An asyncio event loop on mioloop's engine.
+
+    ::
+
+        loop = mioloop.new_event_loop()
+        try:
+            print(loop.run_until_complete(asyncio.sleep(0.1, "done")))
+        finally:
+            loop.close()
+
+    The scheduling methods (``call_soon``, ``call_soon_threadsafe``, ``call_later``,
+    ``call_at``, ``time``) are native. Only ``call_soon_threadsafe`` is safe to call
+    from another thread.
+    """
+
+    #: Where ``default_exception_handler`` logs.
+    _logger = logging.getLogger("asyncio")
+
+    def __init__(self) -> None:
+        self._exception_handler: Callable[..., object] | None = None
+        self._default_executor: concurrent.futures.Executor | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} running={self.is_running()} "
+            f"closed={self.is_closed()} debug={self.get_debug()}>"
+        )
+
+    # Running and stopping
+
+    def run_forever(self) -> None:
+        """Runs the loop until ``stop()`` is called."""
+        self._run_as_current(self._run)
+
+    def _run_as_current(self, run: Callable[[], None]) -> None:
+        if self.is_closed():
+            raise RuntimeError("Event loop is closed")
+        if self.is_running():
+            raise RuntimeError("This event loop is already running")
+        running = asyncio.events._get_running_loop()
+        if running is not None:
+            raise RuntimeError("Cannot run the event loop while another loop is running")
+        asyncio.events._set_running_loop(self)
+        try:
+            run()
+        finally:
+            asyncio.events._set_running_loop(None)
+
+    def run_until_complete(self, future: Awaitable[_T]) -> _T:
+        """Runs until ``future`` (a future, task or coroutine) is done; returns its
+        result or raises its exception."""
+        if self.is_closed():
+            raise RuntimeError("Event loop is closed")
+        new_task = not asyncio.isfuture(future)
+        fut = asyncio.ensure_future(future, loop=self)
+        fut.add_done_callback(self._stop_on_done)
+        try:
+            self.run_forever()
+        except BaseException:
+            if new_task and fut.done() and not fut.cancelled():
+                # The exception is raised instead; do not log it as never retrieved.
+                fut.exception()
+            raise
+        finally:
+            fut.remove_done_callback(self._stop_on_done)
+        if not fut.done():
+            raise RuntimeError("Event loop stopped before Future completed.")
+        return fut.result()
+
+    def _stop_on_done(self, fut: asyncio.Future[Any]) -> None:
+        self.stop()
+
+    def close(self) -> None:
+        """Closes the loop: drops every pending callback, timer and handler, and
+        shuts the default executor down without waiting. Refused while running."""
+        self._close()
+        executor, self._default_executor = self._default_executor, None
+        if executor is not None:
+            executor.shutdown(wait=False)
+
+    async def shutdown_asyncgens(self) -> None:
+        """Nothing to do: this loop does not track asynchronous generators."""
+
+    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
+        """Shuts the default executor down, waiting for its threads in a thread."""
+        executor, self._default_executor = self._default_executor, None
+        if executor is not None:
+            await self.run_in_executor(None, executor.shutdown, True)
+
+    # Futures and tasks
+
+    def create_future(self) -> asyncio.Future[Any]:
+        """Creates an asyncio ``Future`` attached to this loop."""
+        return asyncio.Future(loop=self)
+
+    def create_task(
+        self,
+        coro: Coroutine[Any, Any, _T] | Generator[Any, None, _T],
+        *,
+        name: str | None = None,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Task[_T]:
+        """Schedules a coroutine as an asyncio ``Task`` on this loop."""
+        if self.is_closed():
+            raise RuntimeError("Event loop is closed")
+        if context is None:
+            return asyncio.Task(coro, loop=self, name=name)
+        if sys.version_info < (3, 11):
+            return context.run(asyncio.Task, coro, loop=self, name=name)
+        return asyncio.Task(coro, loop=self, name=name, context=context)
+
+    # Executors
+
+    def run_in_executor(
+        self, executor: concurrent.futures.Executor | None, func: Callable[..., _T], *args: Any
+    ) -> asyncio.Future[_T]:
+        """Runs ``func(*args)`` in ``executor`` (default: a thread pool) and returns an
+        asyncio future for its result."""
+        if self.is_closed():
+            raise RuntimeError("Event loop is closed")
+        if executor is None:
+            executor = self._default_executor
+            if executor is None:
+                executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="mioloop")
+                self._default_executor = executor
+        return asyncio.wrap_future(executor.submit(func, *args), loop=self)
+
+    def set_default_executor(self, executor: concurrent.futures.Executor) -> None:
+        """Sets the executor ``run_in_executor(None, ...)`` uses."""
+        if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
+            raise TypeError("executor must be a concurrent.futures.ThreadPoolExecutor")
+        self._default_executor = executor
+
+    # Errors
+
+    def get_exception_handler(self) -> Callable[..., object] | None:
+        return self._exception_handler
+
+    def set_exception_handler(self, handler: Callable[..., object] | None) -> None:
+        """Sets ``handler(loop, context)`` to be called for errors the loop catches."""
+        if handler is not None and not callable(handler):
+            raise TypeError(f"A callable object or None is expected, got {handler!r}")
+        self._exception_handler = handler
+
+    def default_exception_handler(self, context: dict[str, Any]) -> None:
+        """Logs ``context["message"]`` with the exception's traceback."""
+        message = context.get("message") or "Unhandled exception in event loop"
+        exception = context.get("exception")
+        exc_info = (type(exception), exception, exception.__traceback__) if exception else None
+        details = [
+            f"{key}: {value!r}"
+            for key, value in sorted(context.items())
+            if key not in {"message", "exception", "callback"}
+        ]
+        if details:
+            message = "\n".join([message, *details])
+        self._logger.error(message, exc_info=exc_info)
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        """Reports an error the loop caught, to the handler set with
+        ``set_exception_handler`` or else to ``default_exception_handler``."""
+        handler = self._exception_handler
+        if handler is None:
+            self.default_exception_handler(context)
+            return
+        try:
+            handler(self, context)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.default_exception_handler(
+                {"message": "Unhandled error in exception handler", "exception": exc,
+                 "context": context}
+            )
+
+    def _callback_returned(self, result: object) -> None:
+        """asyncio ignores what callbacks return (the engine does not call this)."""
+
+
+def new_event_loop() -> EventLoop:
+    """Creates a new :class:`EventLoop`."""
+    return EventLoop()

@@ -1,0 +1,96 @@
+//! The thread-safe inbox: work handed to the loop from other threads.
+//!
+//! # Notes
+//! No lost wake-ups: a producer pushes, then wakes the poll unless a wake-up is
+//! already pending. The loop clears the pending flag *before* it drains, so an item
+//! pushed after the drain always finds the flag clear and wakes the poll, and an
+//! item pushed before it is drained. Wake-ups are coalesced: a burst of pushes costs
+//! one write to the waker per loop iteration.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use mio::{Registry, Waker};
+
+use crate::token::TOKEN_WAKER;
+
+/// A queue that any thread may push to, waking the poll it belongs to.
+///
+/// # Examples
+/// ```
+/// use mioloop::Inbox;
+/// let mut poll = mio::Poll::new().unwrap();
+/// let inbox = std::sync::Arc::new(Inbox::new(poll.registry()).unwrap());
+/// let remote = inbox.clone();
+/// std::thread::spawn(move || remote.push(7).unwrap()).join().unwrap();
+/// let mut events = mio::Events::with_capacity(4);
+/// poll.poll(&mut events, None).unwrap(); // returns: the push woke it
+/// let mut got = Vec::new();
+/// inbox.drain_into(&mut got);
+/// assert_eq!(got, [7]);
+/// ```
+#[derive(Debug)]
+pub struct Inbox<T> {
+    /// `None` once closed: pushes are refused.
+    queue: Mutex<Option<Vec<T>>>,
+    wake_pending: AtomicBool,
+    waker: Waker,
+}
+
+impl<T> Inbox<T> {
+    /// An inbox whose pushes wake the poll of `registry`, on [`TOKEN_WAKER`].
+    pub fn new(registry: &Registry) -> io::Result<Self> {
+        Ok(Inbox {
+            queue: Mutex::new(Some(Vec::new())),
+            wake_pending: AtomicBool::new(false),
+            waker: Waker::new(registry, TOKEN_WAKER)?,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Vec<T>>> {
+        // Nothing panics while the lock is held; if something did, the Vec is intact.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `item` and wakes the poll. A closed inbox gives the item back.
+    pub fn push(&self, item: T) -> Result<(), T> {
+        match self.lock().as_mut() {
+            Some(queue) => queue.push(item),
+            None => return Err(item),
+        }
+        self.wake();
+        Ok(())
+    }
+
+    /// Wakes the poll, unless a wake-up is already on its way.
+    pub fn wake(&self) {
+        if !self.wake_pending.swap(true, Ordering::SeqCst) {
+            // A failed wake (the eventfd counter is full) still leaves it readable.
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// Moves every queued item into `out`, in push order.
+    pub fn drain_into(&self, out: &mut impl Extend<T>) {
+        self.wake_pending.store(false, Ordering::SeqCst);
+        let taken = match self.lock().as_mut() {
+            Some(queue) if !queue.is_empty() => std::mem::take(queue),
+            _ => return,
+        };
+        out.extend(taken);
+    }
+
+    /// Refuses further pushes and returns what was queued.
+    pub fn close(&self) -> Vec<T> {
+        self.lock().take().unwrap_or_default()
+    }
+
+    /// Visits the queued items (for a garbage collector's traversal). Skips the visit
+    /// if another thread holds the lock at this instant.
+    pub fn try_for_each(&self, mut f: impl FnMut(&T)) {
+        if let Ok(guard) = self.queue.try_lock() {
+            guard.iter().flatten().for_each(&mut f);
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The engine's state and the steps of one loop iteration.
+//!
+//! A host runs an iteration as:
+//! 1. [`Reactor::poll_timeout`] — 0 if work is ready, else until the next timer;
+//! 2. poll (`mio::Poll::poll`), without holding the reactor;
+//! 3. [`Reactor::collect`] — queue the ready fds, then the due timers, after the
+//!    callbacks already queued, and say how many items this iteration runs;
+//! 4. for each of those: [`Reactor::pop`], run it without holding the reactor
+//!    ([`Reactor::take_timer`], [`FdTable::by_token`] at that moment, so work
+//!    cancelled by an earlier item of the batch does not run), then
+//!    [`Reactor::rearm`] after an fd handler.
+//!
+//! Items queued while the batch runs wait for the next iteration.
+
+use std::collections::VecDeque;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use mio::{Events, Registry, Token};
+
+use crate::clock::{Nanos, NEVER};
+use crate::events::IoEvents;
+use crate::fd_table::{FdError, FdTable};
+use crate::timer_heap::{TimerHeap, TimerKey};
+use crate::token::{TOKEN_SIGNAL, TOKEN_WAKER};
+
+/// The longest a poll blocks when no timer is due sooner (Tornado's cap).
+pub const MAX_POLL_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// One unit of queued work.
+#[derive(Debug)]
+pub enum Ready<C> {
+    /// A callback.
+    Call(C),
+    /// A timer that came due; its callback is still in the timer heap, so that a
+    /// cancellation before it runs is honoured.
+    Timer(TimerKey),
+    /// An fd event, looked up by token when it runs.
+    Io {
+        /// The registration's token.
+        token: Token,
+        /// What the poll reported (masked with the interest when it runs).
+        events: IoEvents,
+    },
+}
+
+/// What [`Reactor::collect`] found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Collected {
+    /// How many queued items this iteration runs.
+    pub run: usize,
+    /// The inbox's waker fired.
+    pub woken: bool,
+    /// The signal wake-up fd became readable.
+    pub signalled: bool,
+}
+
+/// The ready queue, the timers and the fds of one loop.
+#[derive(Debug)]
+pub struct Reactor<C, H> {
+    registry: Registry,
+    ready: VecDeque<Ready<C>>,
+    /// Timers.
+    pub timers: TimerHeap<C>,
+    /// Registered fds.
+    pub fds: FdTable<H>,
+}
+
+impl<C, H> Reactor<C, H> {
+    /// A reactor registering fds with `registry` (a clone of the poll's).
+    pub fn new(registry: Registry) -> Self {
+        Reactor {
+            registry,
+            ready: VecDeque::new(),
+            timers: TimerHeap::new(),
+            fds: FdTable::new(),
+        }
+    }
+
+    /// The registry fds are registered with.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Registers `handler` for `events` on `fd` (see [`FdTable::add`]).
+    pub fn add_fd(
+        &mut self,
+        fd: RawFd,
+        events: IoEvents,
+        handler: H,
+    ) -> Result<Option<H>, FdError> {
+        self.fds.add(&self.registry, fd, events, handler)
+    }
+
+    /// Changes the events `fd` is watched for.
+    pub fn update_fd(&mut self, fd: RawFd, events: IoEvents) -> Result<(), FdError> {
+        self.fds.update(&self.registry, fd, events)
+    }
+
+    /// Stops watching `fd`, returning its handler.
+    pub fn remove_fd(&mut self, fd: RawFd) -> Option<H> {
+        self.fds.remove(&self.registry, fd)
+    }
+
+    /// Queues a callback for the next iteration.
+    pub fn push(&mut self, callback: C) {
+        self.ready.push_back(Ready::Call(callback));
+    }
+
+    /// Queues callbacks for the next iteration.
+    pub fn extend(&mut self, callbacks: impl IntoIterator<Item = C>) {
+        self.ready.extend(callbacks.into_iter().map(Ready::Call));
+    }
+
+    /// How many items are queued.
+    pub fn ready_len(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// How long the next poll may block: zero if work is queued, else until the
+    /// next timer (rounded up by the poll, so a timer never fires early), capped at
+    /// [`MAX_POLL_TIMEOUT`].
+    pub fn poll_timeout(&mut self, now: Nanos) -> Duration {
+        if !self.ready.is_empty() {
+            return Duration::ZERO;
+        }
+        match self.timers.next_deadline() {
+            Some(NEVER) | None => MAX_POLL_TIMEOUT,
+            Some(deadline) => {
+                Duration::from_nanos(deadline.saturating_sub(now)).min(MAX_POLL_TIMEOUT)
+            }
+        }
+    }
+
+    /// Queues the fd events of `events` and the timers due at `now`, behind what is
+    /// already queued; returns how many items this iteration runs.
+    pub fn collect(&mut self, events: &Events, now: Nanos) -> Collected {
+        let mut found = Collected::default();
+        for event in events {
+            match event.token() {
+                TOKEN_WAKER => found.woken = true,
+                TOKEN_SIGNAL => found.signalled = true,
+                token => self.ready.push_back(Ready::Io {
+                    token,
+                    events: IoEvents::from_event(event),
+                }),
+            }
+        }
+        while let Some(key) = self.timers.pop_due(now) {
+            self.ready.push_back(Ready::Timer(key));
+        }
+        found.run = self.ready.len();
+        found
+    }
+
+    /// The next queued item.
+    pub fn pop(&mut self) -> Option<Ready<C>> {
+        self.ready.pop_front()
+    }
+
+    /// Puts items back at the front of the queue, in order (after an iteration was
+    /// interrupted, so that they run exactly once, on the next one).
+    pub fn unpop(&mut self, items: impl DoubleEndedIterator<Item = Ready<C>>) {
+        for item in items.rev() {
+            self.ready.push_front(item);
+        }
+    }
+
+    /// Takes the callback of a due timer; `None` if it was cancelled.
+    pub fn take_timer(&mut self, key: TimerKey) -> Option<C> {
+        self.timers.take(key)
+    }
+
+    /// The fd, handler and events to deliver for an fd event; `None` if the
+    /// registration is gone or wants none of the events.
+    pub fn io_target(&self, token: Token, events: IoEvents) -> Option<(RawFd, &H, IoEvents)> {
+        let (fd, entry) = self.fds.by_token(token)?;
+        let deliver = events & (entry.interest | IoEvents::ERROR);
+        (!deliver.is_empty()).then_some((fd, &entry.handler, deliver))
+    }
+
+    /// Re-arms an fd after its handler ran (see [`FdTable::rearm`]).
+    pub fn rearm(&mut self, token: Token) -> Option<H> {
+        self.fds.rearm(&self.registry, token)
+    }
+
+    /// Empties the reactor: every queued callback, timer and handler, for the host
+    /// to drop.
+    pub fn drain(&mut self) -> (Vec<C>, Vec<(RawFd, H)>) {
+        let callbacks = self.drain_callbacks();
+        let handlers = self.fds.drain(&self.registry);
+        (callbacks, handlers)
+    }
+
+    /// Like [`drain`](Self::drain), but leaves the poll alone (after `fork()`).
+    pub fn forget(&mut self) -> (Vec<C>, Vec<(RawFd, H)>) {
+        let callbacks = self.drain_callbacks();
+        (callbacks, self.fds.forget())
+    }
+
+    fn drain_callbacks(&mut self) -> Vec<C> {
+        let mut callbacks: Vec<C> = self
+            .ready
+            .drain(..)
+            .filter_map(|r| match r {
+                Ready::Call(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        callbacks.extend(self.timers.drain());
+        callbacks
+    }
+
+    /// Visits every queued callback and timer callback (for a garbage collector's
+    /// traversal; the handlers are in [`FdTable::for_each_handler`]).
+    pub fn for_each_callback(&self, mut f: impl FnMut(&C)) {
+        for item in &self.ready {
+            if let Ready::Call(c) = item {
+                f(c);
+            }
+        }
+        self.timers.for_each_value(f);
+    }
+}

@@ -1,0 +1,354 @@
+//! A binary heap of timers ordered by (deadline, sequence), with O(1) cancellation.
+//!
+//! Values live in slots addressed by a [`TimerKey`]; the heap holds only keys.
+//! Cancelling takes the value out of its slot at once (so a Python callback and its
+//! arguments are released immediately) and leaves its heap entry to be skipped
+//! lazily. Once more than half of the heap is cancelled entries it is compacted, so
+//! any number of add/cancel pairs keep memory bounded.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use crate::clock::Nanos;
+
+/// Below this size the heap is never compacted: skipping a few dead entries is cheaper.
+const COMPACT_MIN_LEN: usize = 64;
+
+/// Identifies one scheduled timer. Stale keys (of timers that fired or were
+/// cancelled) never match a later timer that reuses the slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TimerKey {
+    slot: u32,
+    generation: u32,
+}
+
+#[derive(Debug)]
+enum SlotState<T> {
+    /// In the heap, waiting for its deadline.
+    Scheduled(T),
+    /// Cancelled; its heap entry has not been skipped yet.
+    Cancelled,
+    /// Popped as due; the value waits for [`TimerHeap::take`].
+    Due(T),
+    /// Unused, on the free list.
+    Free,
+}
+
+#[derive(Debug)]
+struct Slot<T> {
+    generation: u32,
+    state: SlotState<T>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    deadline: Nanos,
+    seq: u64,
+    key: TimerKey,
+}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.deadline, self.seq).cmp(&(other.deadline, other.seq))
+    }
+}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Timers ordered by deadline, FIFO among equal deadlines.
+///
+/// # Examples
+/// ```
+/// use mioloop::TimerHeap;
+/// let mut timers = TimerHeap::new();
+/// let late = timers.insert(20, "late");
+/// let early = timers.insert(10, "early");
+/// assert_eq!(timers.cancel(late), Some("late"));
+/// assert_eq!(timers.next_deadline(), Some(10));
+/// let due = timers.pop_due(15).unwrap();
+/// assert_eq!(due, early);
+/// assert_eq!(timers.take(due), Some("early"));
+/// assert!(timers.is_empty());
+/// ```
+#[derive(Debug)]
+pub struct TimerHeap<T> {
+    heap: BinaryHeap<Reverse<Entry>>,
+    slots: Vec<Slot<T>>,
+    free: Vec<u32>,
+    next_seq: u64,
+    /// Heap entries whose slot is `Cancelled`.
+    dead_entries: usize,
+    /// Slots that are `Scheduled` or `Due`.
+    live: usize,
+}
+
+impl<T> Default for TimerHeap<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> TimerHeap<T> {
+    /// An empty heap.
+    pub fn new() -> Self {
+        TimerHeap {
+            heap: BinaryHeap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            next_seq: 0,
+            dead_entries: 0,
+            live: 0,
+        }
+    }
+
+    /// Timers that are scheduled or due but not yet taken.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Whether no timer is scheduled or due.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Entries in the heap, cancelled ones included (what memory is spent on).
+    pub fn heap_len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Schedules `value` for `deadline`.
+    pub fn insert(&mut self, deadline: Nanos, value: T) -> TimerKey {
+        let key = match self.free.pop() {
+            Some(slot) => {
+                let s = &mut self.slots[slot as usize];
+                s.state = SlotState::Scheduled(value);
+                TimerKey {
+                    slot,
+                    generation: s.generation,
+                }
+            }
+            None => {
+                let slot = u32::try_from(self.slots.len()).expect("more than 2^32 timers");
+                self.slots.push(Slot {
+                    generation: 0,
+                    state: SlotState::Scheduled(value),
+                });
+                TimerKey {
+                    slot,
+                    generation: 0,
+                }
+            }
+        };
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.heap.push(Reverse(Entry { deadline, seq, key }));
+        self.live += 1;
+        key
+    }
+
+    fn slot_mut(&mut self, key: TimerKey) -> Option<&mut Slot<T>> {
+        self.slots
+            .get_mut(key.slot as usize)
+            .filter(|s| s.generation == key.generation)
+    }
+
+    fn release(&mut self, slot: u32) {
+        let s = &mut self.slots[slot as usize];
+        s.state = SlotState::Free;
+        s.generation = s.generation.wrapping_add(1);
+        self.free.push(slot);
+    }
+
+    /// Cancels a timer that has not run, returning its value. `None` if the key is
+    /// stale (the timer already ran or was cancelled).
+    pub fn cancel(&mut self, key: TimerKey) -> Option<T> {
+        let slot = self.slot_mut(key)?;
+        match std::mem::replace(&mut slot.state, SlotState::Cancelled) {
+            SlotState::Scheduled(value) => {
+                self.live -= 1;
+                self.dead_entries += 1;
+                self.maybe_compact();
+                Some(value)
+            }
+            SlotState::Due(value) => {
+                self.live -= 1;
+                self.release(key.slot);
+                Some(value)
+            }
+            other => {
+                slot.state = other;
+                None
+            }
+        }
+    }
+
+    /// Takes the value of a due timer (one returned by [`pop_due`](Self::pop_due)).
+    /// `None` if it was cancelled since.
+    pub fn take(&mut self, key: TimerKey) -> Option<T> {
+        let slot = self.slot_mut(key)?;
+        if !matches!(slot.state, SlotState::Due(_)) {
+            return None;
+        }
+        let SlotState::Due(value) = std::mem::replace(&mut slot.state, SlotState::Free) else {
+            unreachable!()
+        };
+        self.live -= 1;
+        self.release(key.slot);
+        Some(value)
+    }
+
+    /// Drops cancelled entries from the top of the heap.
+    fn skip_dead(&mut self) {
+        while let Some(Reverse(top)) = self.heap.peek() {
+            let slot = top.key.slot;
+            if !matches!(self.slots[slot as usize].state, SlotState::Cancelled) {
+                return;
+            }
+            self.heap.pop();
+            self.dead_entries -= 1;
+            self.release(slot);
+        }
+    }
+
+    /// The earliest deadline of a scheduled timer.
+    pub fn next_deadline(&mut self) -> Option<Nanos> {
+        self.skip_dead();
+        self.heap.peek().map(|Reverse(e)| e.deadline)
+    }
+
+    /// Pops the earliest timer if its deadline is at or before `now`. Its value stays
+    /// in the heap's keeping until [`take`](Self::take) or [`cancel`](Self::cancel).
+    pub fn pop_due(&mut self, now: Nanos) -> Option<TimerKey> {
+        self.skip_dead();
+        let Reverse(top) = *self.heap.peek()?;
+        if top.deadline > now {
+            return None;
+        }
+        self.heap.pop();
+        let slot = &mut self.slots[top.key.slot as usize];
+        let SlotState::Scheduled(value) = std::mem::replace(&mut slot.state, SlotState::Free)
+        else {
+            unreachable!("a live heap entry points to a scheduled slot")
+        };
+        slot.state = SlotState::Due(value);
+        Some(top.key)
+    }
+
+    fn maybe_compact(&mut self) {
+        if self.heap.len() < COMPACT_MIN_LEN || self.dead_entries * 2 <= self.heap.len() {
+            return;
+        }
+        let slots = &self.slots;
+        let mut dead = Vec::with_capacity(self.dead_entries);
+        self.heap.retain(|Reverse(e)| {
+            let alive = !matches!(slots[e.key.slot as usize].state, SlotState::Cancelled);
+            if !alive {
+                dead.push(e.key.slot);
+            }
+            alive
+        });
+        for slot in dead {
+            self.release(slot);
+        }
+        self.dead_entries = 0;
+        if self.heap.capacity() > 4 * self.heap.len().max(COMPACT_MIN_LEN) {
+            self.heap.shrink_to(2 * self.heap.len());
+        }
+    }
+
+    /// Removes every timer, returning their values.
+    pub fn drain(&mut self) -> Vec<T> {
+        let values = self
+            .slots
+            .drain(..)
+            .filter_map(|s| match s.state {
+                SlotState::Scheduled(v) | SlotState::Due(v) => Some(v),
+                _ => None,
+            })
+            .collect();
+        self.heap.clear();
+        self.free.clear();
+        self.dead_entries = 0;
+        self.live = 0;
+        values
+    }
+
+    /// Visits every value still held (for a garbage collector's traversal).
+    pub fn for_each_value(&self, mut f: impl FnMut(&T)) {
+        for s in &self.slots {
+            if let SlotState::Scheduled(v) | SlotState::Due(v) = &s.state {
+                f(v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_deadlines_pop_in_insertion_order() {
+        let mut t = TimerHeap::new();
+        let keys: Vec<_> = (0..100).map(|i| t.insert(5, i)).collect();
+        let popped: Vec<_> = std::iter::from_fn(|| t.pop_due(5)).collect();
+        assert_eq!(popped, keys);
+        let values: Vec<_> = popped.into_iter().map(|k| t.take(k).unwrap()).collect();
+        assert_eq!(values, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn cancelled_due_timer_is_not_taken() {
+        let mut t = TimerHeap::new();
+        let a = t.insert(1, 'a');
+        let b = t.insert(1, 'b');
+        let (ka, kb) = (t.pop_due(1).unwrap(), t.pop_due(1).unwrap());
+        assert_eq!((ka, kb), (a, b));
+        assert_eq!(t.cancel(b), Some('b'));
+        assert_eq!(t.take(a), Some('a'));
+        assert_eq!(t.take(b), None);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn stale_key_does_not_touch_reused_slot() {
+        let mut t = TimerHeap::new();
+        let old = t.insert(1, 1);
+        assert_eq!(t.cancel(old), Some(1));
+        t.next_deadline(); // frees the slot
+        let new = t.insert(2, 2);
+        assert_eq!(t.cancel(old), None);
+        assert_eq!(t.take(old), None);
+        assert_eq!(t.cancel(new), Some(2));
+    }
+
+    #[test]
+    fn million_add_cancel_pairs_keep_heap_small() {
+        let mut t = TimerHeap::new();
+        let keep = t.insert(u64::MAX, 0u32);
+        for i in 0..1_000_000u32 {
+            let k = t.insert(u64::from(i) + 10, i);
+            assert_eq!(t.cancel(k), Some(i));
+        }
+        assert!(
+            t.heap_len() <= 2 * COMPACT_MIN_LEN,
+            "heap grew to {}",
+            t.heap_len()
+        );
+        assert!(t.slots.len() <= 2 * COMPACT_MIN_LEN + 1);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.cancel(keep), Some(0));
+    }
+
+    #[test]
+    fn never_deadline_is_not_due() {
+        let mut t = TimerHeap::new();
+        t.insert(crate::NEVER, ());
+        assert_eq!(t.pop_due(u64::MAX - 1), None);
+        assert_eq!(t.next_deadline(), Some(crate::NEVER));
+    }
+}

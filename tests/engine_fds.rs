@@ -1,0 +1,173 @@
+//! The engine's fd handling, driven through the pure-Rust `EventLoop`.
+
+use std::cell::{Cell, RefCell};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+use std::time::Duration;
+
+use mioloop::{EventLoop, FdError, IoEvents};
+
+fn pair() -> (UnixStream, UnixStream) {
+    let (a, b) = UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    b.set_nonblocking(true).unwrap();
+    (a, b)
+}
+
+/// Runs iterations until `done` or ~2 s pass.
+#[track_caller]
+fn run_until(ev: &mut EventLoop, done: impl Fn() -> bool) {
+    let stop_at = ev.time() + 2_000_000_000;
+    let guard = ev.call_later(Duration::from_secs(2), |_| {});
+    while !done() {
+        assert!(ev.time() < stop_at, "condition not reached in 2 s");
+        ev.run_once().unwrap();
+    }
+    ev.cancel(guard);
+}
+
+#[test]
+fn handler_is_called_until_the_fd_is_drained() {
+    let mut ev = EventLoop::new().unwrap();
+    let (a, mut b) = pair();
+    b.write_all(&[7u8; 100]).unwrap();
+    let reads = Rc::new(Cell::new(0));
+    let reader = Rc::new(RefCell::new(a));
+    let (r, s) = (reads.clone(), reader.clone());
+    ev.add_handler(
+        reader.borrow().as_raw_fd(),
+        IoEvents::READ,
+        move |_, _, events| {
+            assert_eq!(events, IoEvents::READ);
+            let mut byte = [0u8; 1];
+            s.borrow_mut().read_exact(&mut byte).unwrap();
+            r.set(r.get() + 1);
+        },
+    )
+    .unwrap();
+    run_until(&mut ev, || reads.get() == 100);
+    // Drained: more iterations call it no more.
+    ev.call_later(Duration::from_millis(20), |ev| ev.stop());
+    ev.run().unwrap();
+    assert_eq!(reads.get(), 100);
+}
+
+#[test]
+fn read_interest_never_reports_write() {
+    let mut ev = EventLoop::new().unwrap();
+    let (a, mut b) = pair();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    let reader = RefCell::new(a.try_clone().unwrap());
+    ev.add_handler(a.as_raw_fd(), IoEvents::READ, move |_, _, events| {
+        s.borrow_mut().push(events);
+        let _ = reader.borrow_mut().read(&mut [0u8; 16]);
+    })
+    .unwrap();
+    b.write_all(b"x").unwrap();
+    run_until(&mut ev, || !seen.borrow().is_empty());
+    assert_eq!(*seen.borrow(), [IoEvents::READ]);
+}
+
+#[test]
+fn registering_twice_fails_and_keeps_the_first_handler() {
+    let mut ev = EventLoop::new().unwrap();
+    let (a, mut b) = pair();
+    let which = Rc::new(Cell::new(0));
+    let w1 = which.clone();
+    ev.add_handler(a.as_raw_fd(), IoEvents::READ, move |ev, fd, _| {
+        w1.set(1);
+        ev.remove_handler(fd);
+    })
+    .unwrap();
+    let w2 = which.clone();
+    let err = ev
+        .add_handler(a.as_raw_fd(), IoEvents::READ, move |_, _, _| w2.set(2))
+        .unwrap_err();
+    assert!(matches!(err, FdError::AlreadyRegistered(_)), "{err:?}");
+    b.write_all(b"x").unwrap();
+    run_until(&mut ev, || which.get() != 0);
+    assert_eq!(which.get(), 1);
+}
+
+#[test]
+fn invalid_fds_are_refused() {
+    let mut ev = EventLoop::new().unwrap();
+    assert!(matches!(
+        ev.add_handler(-1, IoEvents::READ, |_, _, _| {}),
+        Err(FdError::Negative(-1))
+    ));
+    let file = std::fs::File::open("Cargo.toml").unwrap();
+    let err = ev
+        .add_handler(file.as_raw_fd(), IoEvents::READ, |_, _, _| {})
+        .unwrap_err();
+    assert!(
+        matches!(err, FdError::Os(ref e) if e.raw_os_error() == Some(libc::EPERM)),
+        "{err:?}"
+    );
+    let closed = {
+        let (a, _b) = pair();
+        a.as_raw_fd()
+    };
+    // (the pair is closed; the number may be reused by another test thread, so only
+    // assert that it does not panic)
+    let _ = ev.add_handler(closed, IoEvents::READ, |_, _, _| {});
+    assert!(!ev.remove_handler(12345));
+}
+
+#[test]
+fn closed_fd_with_reused_number_does_not_reach_the_old_handler() {
+    let mut ev = EventLoop::new().unwrap();
+    let (a, b) = pair();
+    let old_calls = Rc::new(Cell::new(0));
+    let o = old_calls.clone();
+    let fd = a.as_raw_fd();
+    ev.add_handler(fd, IoEvents::READ, move |_, _, _| o.set(o.get() + 1))
+        .unwrap();
+    // Close without removing, then make a new socket take the same number.
+    drop(a);
+    drop(b);
+    let (c, mut d) = pair();
+    let c_fd = c.as_raw_fd();
+    let new_calls = Rc::new(Cell::new(0));
+    if c_fd == fd {
+        let n = new_calls.clone();
+        let reader = RefCell::new(c);
+        ev.add_handler(fd, IoEvents::READ, move |_, _, _| {
+            let _ = reader.borrow_mut().read(&mut [0u8; 8]);
+            n.set(n.get() + 1);
+        })
+        .unwrap();
+        d.write_all(b"new").unwrap();
+        run_until(&mut ev, || new_calls.get() > 0);
+        assert_eq!(old_calls.get(), 0);
+    }
+}
+
+#[test]
+fn removing_a_ready_fd_from_an_earlier_handler_skips_it() {
+    let mut ev = EventLoop::new().unwrap();
+    let (a, mut a_peer) = pair();
+    let (b, mut b_peer) = pair();
+    let calls = Rc::new(RefCell::new(Vec::new()));
+    let (fa, fb) = (a.as_raw_fd(), b.as_raw_fd());
+    for (fd, other) in [(fa, fb), (fb, fa)] {
+        let c = calls.clone();
+        ev.add_handler(fd, IoEvents::READ, move |ev, fd, _| {
+            c.borrow_mut().push(fd);
+            ev.remove_handler(other);
+            ev.remove_handler(fd);
+        })
+        .unwrap();
+    }
+    a_peer.write_all(b"x").unwrap();
+    b_peer.write_all(b"x").unwrap();
+    std::thread::sleep(Duration::from_millis(10));
+    run_until(&mut ev, || !calls.borrow().is_empty());
+    ev.call_later(Duration::from_millis(20), |ev| ev.stop());
+    ev.run().unwrap();
+    assert_eq!(calls.borrow().len(), 1, "{:?}", calls.borrow());
+    drop((a, b));
+}

@@ -1,0 +1,114 @@
+//! Timers and cross-thread wake-ups of the engine, through the pure-Rust `EventLoop`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use mioloop::{monotonic_now, EventLoop};
+
+#[test]
+fn timers_fire_in_deadline_then_insertion_order() {
+    let mut ev = EventLoop::new().unwrap();
+    let order = Rc::new(RefCell::new(Vec::new()));
+    let base = ev.time() + 5_000_000;
+    for (i, offset) in [(0, 2), (1, 1), (2, 1), (3, 0), (4, 2)] {
+        let o = order.clone();
+        ev.call_at(base + offset, move |_| o.borrow_mut().push(i));
+    }
+    ev.call_at(base + 10, |ev| ev.stop());
+    ev.run().unwrap();
+    assert_eq!(*order.borrow(), [3, 1, 2, 0, 4]);
+}
+
+#[test]
+fn timer_never_fires_early() {
+    let mut ev = EventLoop::new().unwrap();
+    let start = Instant::now();
+    let fired = Rc::new(RefCell::new(None));
+    let f = fired.clone();
+    ev.call_later(Duration::from_millis(70), move |ev| {
+        *f.borrow_mut() = Some(start.elapsed());
+        ev.stop();
+    });
+    ev.run().unwrap();
+    let elapsed = fired.borrow().unwrap();
+    assert!(
+        elapsed >= Duration::from_millis(70),
+        "fired after {elapsed:?}"
+    );
+}
+
+#[test]
+fn timer_cancelled_by_a_timer_of_the_same_batch_does_not_run() {
+    let mut ev = EventLoop::new().unwrap();
+    let ran = Rc::new(RefCell::new(Vec::new()));
+    let when = ev.time() + 1_000_000;
+    let victim = Rc::new(RefCell::new(None));
+    let (r, v) = (ran.clone(), victim.clone());
+    ev.call_at(when, move |ev| {
+        r.borrow_mut().push("first");
+        assert!(ev.cancel(v.borrow().unwrap()));
+    });
+    let r = ran.clone();
+    *victim.borrow_mut() = Some(ev.call_at(when, move |_| r.borrow_mut().push("victim")));
+    ev.call_at(when + 1, |ev| ev.stop());
+    std::thread::sleep(Duration::from_millis(3));
+    ev.run().unwrap();
+    assert_eq!(*ran.borrow(), ["first"]);
+}
+
+#[test]
+fn overdue_timer_fires_without_io() {
+    let mut ev = EventLoop::new().unwrap();
+    ev.call_at(0, |ev| ev.stop());
+    let start = Instant::now();
+    ev.run().unwrap();
+    assert!(start.elapsed() < Duration::from_millis(50));
+}
+
+#[test]
+fn other_thread_wakes_an_idle_loop_every_time() {
+    let mut ev = EventLoop::new().unwrap();
+    let remote = ev.handle();
+    let (tx, rx) = mpsc::channel::<()>();
+    let (done_tx, done_rx) = mpsc::channel::<u128>();
+    let thread = std::thread::spawn(move || {
+        let mut worst = 0;
+        for _ in 0..10_000 {
+            let sent = monotonic_now();
+            let d = done_tx.clone();
+            remote.call_soon_threadsafe(move |ev| {
+                d.send(u128::from(monotonic_now() - sent)).unwrap();
+                ev.stop();
+            });
+            worst = worst.max(rx.recv_timeout(Duration::from_secs(5)).map(|()| 0).unwrap());
+        }
+        worst
+    });
+    for _ in 0..10_000 {
+        ev.run().unwrap();
+        let latency = done_rx.recv().unwrap();
+        assert!(latency < 100_000_000, "wake-up took {latency} ns");
+        tx.send(()).unwrap();
+    }
+    thread.join().unwrap();
+}
+
+#[test]
+fn callbacks_added_by_callbacks_wait_for_the_next_iteration() {
+    let mut ev = EventLoop::new().unwrap();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let l = log.clone();
+    ev.call_soon(move |ev| {
+        l.borrow_mut().push("a");
+        let l2 = l.clone();
+        ev.call_soon(move |_| l2.borrow_mut().push("c"));
+    });
+    let l = log.clone();
+    ev.call_soon(move |_| l.borrow_mut().push("b"));
+    ev.run_once().unwrap();
+    assert_eq!(*log.borrow(), ["a", "b"]);
+    ev.run_once().unwrap();
+    assert_eq!(*log.borrow(), ["a", "b", "c"]);
+}
