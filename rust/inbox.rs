@@ -73,12 +73,24 @@ impl<T> Inbox<T> {
 
     /// Moves every queued item into `out`, in push order.
     pub fn drain_into(&self, out: &mut impl Extend<T>) {
+        // Every push sets the flag after queueing, so a clear flag means nothing was
+        // queued since the last drain: skip the lock.
+        if !self.wake_pending.load(Ordering::SeqCst) {
+            return;
+        }
         self.wake_pending.store(false, Ordering::SeqCst);
         let taken = match self.lock().as_mut() {
             Some(queue) if !queue.is_empty() => std::mem::take(queue),
             _ => return,
         };
         out.extend(taken);
+    }
+
+    /// Moves every queued item into `out`, whatever the flag says (on close).
+    pub fn drain_all(&self, out: &mut impl Extend<T>) {
+        if let Some(queue) = self.lock().as_mut() {
+            out.extend(std::mem::take(queue));
+        }
     }
 
     /// Refuses further pushes and returns what was queued.

@@ -27,6 +27,29 @@ use crate::token::{TOKEN_SIGNAL, TOKEN_WAKER};
 /// The longest a poll blocks when no timer is due sooner (Tornado's cap).
 pub const MAX_POLL_TIMEOUT: Duration = Duration::from_secs(3600);
 
+/// While callbacks are ready, the zero-timeout poll that checks for I/O is made at
+/// most this often: I/O still runs within this long during a storm of callbacks,
+/// and a chain of callbacks does not pay a syscall per link.
+pub const BUSY_POLL_INTERVAL: Nanos = 20_000;
+
+/// Decides whether an iteration polls.
+#[derive(Debug, Default)]
+pub struct PollPacer {
+    last_poll: Nanos,
+}
+
+impl PollPacer {
+    /// Whether to poll with `timeout` at `now`: always when the poll may block, and
+    /// at most every [`BUSY_POLL_INTERVAL`] when it would not.
+    pub fn should_poll(&mut self, timeout: Duration, now: Nanos) -> bool {
+        if !timeout.is_zero() || now.saturating_sub(self.last_poll) >= BUSY_POLL_INTERVAL {
+            self.last_poll = now;
+            return true;
+        }
+        false
+    }
+}
+
 /// One unit of queued work.
 #[derive(Debug)]
 pub enum Ready<C> {
@@ -156,14 +179,6 @@ impl<C, H> Reactor<C, H> {
     /// The next queued item.
     pub fn pop(&mut self) -> Option<Ready<C>> {
         self.ready.pop_front()
-    }
-
-    /// Puts items back at the front of the queue, in order (after an iteration was
-    /// interrupted, so that they run exactly once, on the next one).
-    pub fn unpop(&mut self, items: impl DoubleEndedIterator<Item = Ready<C>>) {
-        for item in items.rev() {
-            self.ready.push_front(item);
-        }
     }
 
     /// Takes the callback of a due timer; `None` if it was cancelled.

@@ -17,7 +17,7 @@ use crate::clock::{monotonic_now, Nanos};
 use crate::events::IoEvents;
 use crate::fd_table::FdError;
 use crate::inbox::Inbox;
-use crate::reactor::{Reactor, Ready};
+use crate::reactor::{PollPacer, Reactor, Ready};
 use crate::timer_heap::TimerKey;
 
 type Callback = Box<dyn FnOnce(&mut EventLoop)>;
@@ -42,6 +42,7 @@ pub struct EventLoop {
     reactor: Reactor<Callback, Handler>,
     inbox: Arc<Inbox<RemoteCallback>>,
     stopping: bool,
+    pacer: PollPacer,
 }
 
 impl fmt::Debug for EventLoop {
@@ -86,6 +87,7 @@ impl EventLoop {
             reactor,
             inbox,
             stopping: false,
+            pacer: PollPacer::default(),
         })
     }
 
@@ -166,11 +168,16 @@ impl EventLoop {
     /// Runs one iteration: poll, then the queued callbacks, fd handlers and due timers.
     pub fn run_once(&mut self) -> io::Result<()> {
         self.inbox.drain_into(&mut RemoteSink(&mut self.reactor));
-        let timeout = self.reactor.poll_timeout(monotonic_now());
-        match self.poll.poll(&mut self.events, Some(timeout)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => self.events.clear(),
-            Err(e) => return Err(e),
+        let now = monotonic_now();
+        let timeout = self.reactor.poll_timeout(now);
+        if self.pacer.should_poll(timeout, now) {
+            match self.poll.poll(&mut self.events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.events.clear(),
+                Err(e) => return Err(e),
+            }
+        } else {
+            self.events.clear();
         }
         self.inbox.drain_into(&mut RemoteSink(&mut self.reactor));
         let collected = self.reactor.collect(&self.events, monotonic_now());

@@ -27,7 +27,7 @@ use super::errors;
 use super::handles::{Handle, TimerHandle};
 use super::thread_id::{self, NO_THREAD};
 use crate::{
-    deadline_after, deadline_at, monotonic_now, nanos_to_secs, Inbox, IoEvents, Reactor, Ready,
+    deadline_after, deadline_at, monotonic_now, nanos_to_secs, Inbox, IoEvents, PollPacer, Reactor, Ready,
     TOKEN_SIGNAL,
 };
 
@@ -59,6 +59,7 @@ impl Shared {
 struct Poller {
     poll: Poll,
     events: Events,
+    pacer: PollPacer,
 }
 
 /// The engine behind mioloop's event loops.
@@ -98,6 +99,7 @@ fn new_loop() -> io::Result<Loop> {
         poller: Mutex::new(Poller {
             poll,
             events: Events::with_capacity(1024),
+            pacer: PollPacer::default(),
         }),
         signal_rx,
         signal_tx,
@@ -190,35 +192,38 @@ impl Loop {
     /// One iteration: poll, then run what was ready.
     fn run_once(&self, slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
-        let timeout = {
-            let mut reactor = self.lock();
-            self.shared
-                .inbox
-                .drain_into(&mut CallbackSink(&mut reactor));
-            reactor.poll_timeout(monotonic_now())
-        };
         let mut poller = self.poller.lock().unwrap_or_else(PoisonError::into_inner);
-        let Poller { poll, events } = &mut *poller;
-        let polled = if timeout.is_zero() {
-            poll.poll(events, Some(Duration::ZERO))
-        } else {
-            py.detach(|| poll.poll(events, Some(timeout)))
-        };
+        let Poller { poll, events, pacer } = &mut *poller;
         let mut signalled = false;
-        match polled {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                events.clear();
-                signalled = true;
+        let now = monotonic_now();
+        let mut reactor = self.lock();
+        self.shared.inbox.drain_into(&mut CallbackSink(&mut reactor));
+        let timeout = reactor.poll_timeout(now);
+        let collected = if pacer.should_poll(timeout, now) {
+            drop(reactor);
+            let polled = if timeout.is_zero() {
+                poll.poll(events, Some(Duration::ZERO))
+            } else {
+                py.detach(|| poll.poll(events, Some(timeout)))
+            };
+            match polled {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    events.clear();
+                    signalled = true;
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
-        }
-        let collected = {
             let mut reactor = self.lock();
-            self.shared
-                .inbox
-                .drain_into(&mut CallbackSink(&mut reactor));
+            self.shared.inbox.drain_into(&mut CallbackSink(&mut reactor));
             reactor.collect(events, monotonic_now())
+        } else {
+            // Busy with callbacks and polled moments ago: only the timers are due for
+            // a look, at the time just read.
+            events.clear();
+            let collected = reactor.collect(events, now);
+            drop(reactor);
+            collected
         };
         drop(poller);
         if collected.signalled || signalled {
@@ -227,20 +232,11 @@ impl Loop {
             // the collected work stays queued for the next start().
             py.check_signals()?;
         }
-        self.run_batch(slf, collected.run)
-    }
-
-    fn run_batch(&self, slf: &Bound<'_, Self>, count: usize) -> PyResult<()> {
-        let mut batch: std::collections::VecDeque<_> = {
-            let mut reactor = self.lock();
-            (0..count).map_while(|_| reactor.pop()).collect()
-        };
-        while let Some(item) = batch.pop_front() {
-            if let Err(err) = self.run_item(slf, item) {
-                // Interrupted: what did not run stays queued, to run exactly once later.
-                self.lock().unpop(batch.into_iter());
-                return Err(err);
-            }
+        // Items are popped one at a time: if one raises KeyboardInterrupt, the rest
+        // are still queued and run exactly once, on the next start().
+        for _ in 0..collected.run {
+            let Some(item) = self.lock().pop() else { break };
+            self.run_item(slf, item)?;
         }
         Ok(())
     }
@@ -337,7 +333,7 @@ impl Loop {
             }
         };
         let mut queued = Vec::new();
-        self.shared.inbox.drain_into(&mut queued);
+        self.shared.inbox.drain_all(&mut queued);
         (callbacks, handlers, queued)
     }
 }
