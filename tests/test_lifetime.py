@@ -1,0 +1,134 @@
+"""Garbage collection, exit and fork (RELIABILITY 28-30)."""
+
+from __future__ import annotations
+
+import gc
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import weakref
+
+import pytest
+
+from mioloop import EventLoop, IOLoop
+
+from .conftest import run_until
+
+
+class Payload:
+    pass
+
+
+def test_close_and_collect_release_callbacks_arguments_and_the_loop() -> None:
+    loop = IOLoop(make_current=False)
+    payload = Payload()
+
+    def callback(p: Payload) -> None:
+        pass
+
+    refs = [weakref.ref(loop), weakref.ref(payload), weakref.ref(callback)]
+    loop.add_callback(callback, payload)
+    loop.add_timeout(loop.time() + 60, callback, payload)
+    a, b = socket.socketpair()
+    loop.add_handler(a, lambda fd, ev: callback(payload), IOLoop.READ)
+    loop.close()
+    del loop, payload, callback
+    gc.collect()
+    assert [r() for r in refs] == [None, None, None]
+    a.close()
+    b.close()
+
+
+@pytest.mark.parametrize("via", ["callback", "timeout", "handler", "call_soon"])
+def test_cycle_through_the_loop_is_collected_without_close(via: str) -> None:
+    loop = IOLoop(make_current=False)
+    payload = Payload()
+    payload.loop = loop  # type: ignore[attr-defined]
+    callback = lambda: payload  # noqa: E731
+    sock = socket.socket()
+    if via == "callback":
+        loop.add_callback(callback)
+    elif via == "timeout":
+        loop.add_timeout(loop.time() + 60, callback)
+    elif via == "call_soon":
+        loop.call_soon(callback)
+    else:
+        loop.add_handler(sock, lambda fd, ev: payload, IOLoop.READ)
+    refs = [weakref.ref(loop), weakref.ref(payload)]
+    del loop, payload, callback
+    gc.collect()
+    assert [r() for r in refs] == [None, None]
+    sock.close()
+
+
+def test_timer_handle_does_not_keep_the_loop_alive() -> None:
+    loop = EventLoop()
+    handle = loop.call_later(60, lambda: None)
+    ref = weakref.ref(loop)
+    del loop
+    gc.collect()
+    assert ref() is None
+    handle.cancel()  # harmless once the loop is gone
+
+
+def test_exit_without_closing_the_loop_prints_nothing() -> None:
+    code = textwrap.dedent(
+        """
+        import os
+        from mioloop import IOLoop
+        loop = IOLoop()
+        r, w = os.pipe()
+        loop.add_handler(r, lambda fd, ev: None, IOLoop.READ)
+        loop.add_timeout(loop.time() + 60, print)
+        loop.add_callback(print, "queued")
+        loop.run_sync(lambda: None)
+        loop.add_callback(print, "never")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", code], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0
+    assert result.stderr == ""
+    assert result.stdout == "queued\n"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_child_after_fork_gets_a_clear_error_and_the_parent_keeps_working(io_loop: IOLoop) -> None:
+    a, b = socket.socketpair()
+    got = []
+    io_loop.add_handler(a, lambda s, ev: got.append(s.recv(100)), IOLoop.READ)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            try:
+                io_loop.add_handler(b, lambda fd, ev: None, IOLoop.READ)
+            except RuntimeError as e:
+                if "fork" in str(e):
+                    try:
+                        io_loop.start()
+                    except RuntimeError:
+                        code = 0
+            io_loop.close()  # must not touch the parent's poll
+            fresh = IOLoop(make_current=False)
+            fresh.add_callback(fresh.stop)
+            fresh.start()
+        finally:
+            os.write(w, bytes([code]))
+            os._exit(code)
+    os.close(w)
+    _, status = os.waitpid(pid, 0)
+    child_result = os.read(r, 1)
+    os.close(r)
+    assert child_result == b"\x00"
+    assert os.waitstatus_to_exitcode(status) == 0
+    b.send(b"still here")
+    run_until(io_loop, lambda: bool(got))
+    assert got == [b"still here"]
+    io_loop.remove_handler(a)
+    a.close()
+    b.close()

@@ -1,0 +1,265 @@
+"""Cross-thread wake-ups and signals (RELIABILITY 6-13)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from mioloop import IOLoop
+
+from .conftest import run_for
+
+
+def test_add_callback_from_another_thread_wakes_an_idle_loop(io_loop: IOLoop) -> None:
+    latencies = []
+
+    def worker() -> None:
+        for _ in range(2000):
+            ready = threading.Event()
+            sent = time.monotonic()
+
+            def arrived(sent: float = sent, ready: threading.Event = ready) -> None:
+                latencies.append(time.monotonic() - sent)
+                ready.set()
+
+            io_loop.add_callback(arrived)
+            assert ready.wait(5), "wake-up lost"
+        io_loop.add_callback(io_loop.stop)
+
+    thread = threading.Thread(target=worker)
+    # A long timer keeps the loop idle in the poll between wake-ups.
+    io_loop.add_timeout(io_loop.time() + 60, lambda: None)
+    thread.start()
+    io_loop.start()
+    thread.join()
+    assert len(latencies) == 2000
+    assert max(latencies) < 0.1
+
+
+def test_ten_thousand_start_stop_rounds_from_another_thread_never_hang(io_loop: IOLoop) -> None:
+    rounds = 10_000
+    done = []
+    go = threading.Semaphore(0)
+
+    def worker() -> None:
+        for _ in range(rounds):
+            go.acquire()
+            io_loop.add_callback(io_loop.stop)
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    for _ in range(rounds):
+        io_loop.add_callback(go.release)
+        start = time.monotonic()
+        io_loop.start()
+        done.append(time.monotonic() - start)
+    thread.join(5)
+    assert len(done) == rounds
+    assert max(done) < 0.1
+
+
+def test_stop_via_add_callback_from_another_thread_ends_start_quickly(io_loop: IOLoop) -> None:
+    timer = threading.Timer(0.05, io_loop.add_callback, (io_loop.stop,))
+    start = time.monotonic()
+    timer.start()
+    io_loop.start()
+    assert time.monotonic() - start < 0.05 + 0.1
+
+
+def test_sigint_stops_an_idle_loop_with_keyboard_interrupt() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        from mioloop import IOLoop
+        loop = IOLoop()
+        loop.add_callback(lambda: print("ready", flush=True))
+        try:
+            loop.start()
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            sys.exit(0)
+        sys.exit(3)
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.1)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    assert time.monotonic() - sent < 1.0
+    assert proc.returncode == 0, err
+    assert out.strip() == "interrupted"
+
+
+def test_sigint_from_another_thread_process_wide_reaches_the_loop() -> None:
+    # The signal is delivered to whichever thread the kernel picks; the wake-up fd
+    # still wakes the main thread's poll.
+    code = textwrap.dedent(
+        """
+        import os, signal, threading, time
+        from mioloop import IOLoop
+        loop = IOLoop()
+        def killer():
+            time.sleep(0.1)
+            os.kill(os.getpid(), signal.SIGINT)
+        threading.Thread(target=killer, daemon=True).start()
+        try:
+            loop.start()
+        except KeyboardInterrupt:
+            print("interrupted")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=10
+    )
+    assert result.stdout.strip() == "interrupted", result.stderr
+
+
+def test_python_signal_handler_runs_while_the_loop_is_idle(io_loop: IOLoop) -> None:
+    received = []
+
+    def handler(signum: int, frame: object) -> None:
+        received.append(time.monotonic())
+        io_loop.add_callback_from_signal(io_loop.stop)
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    try:
+        sent = []
+
+        def send() -> None:
+            sent.append(time.monotonic())
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+        threading.Timer(0.05, send).start()
+        io_loop.add_timeout(io_loop.time() + 5, io_loop.stop)
+        io_loop.start()
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert len(received) == 1
+    assert received[0] - sent[0] < 0.1
+
+
+def test_gil_is_released_while_idle(io_loop: IOLoop) -> None:
+    counted = [0]
+    stop = threading.Event()
+
+    def count() -> None:
+        while not stop.is_set():
+            counted[0] += 1
+
+    thread = threading.Thread(target=count)
+    thread.start()
+    try:
+        before = counted[0]
+        run_for(io_loop, 0.3)
+        during = counted[0] - before
+    finally:
+        stop.set()
+        thread.join()
+    # A thread starved of the GIL would count almost nothing.
+    assert during > 100_000
+
+
+def test_add_callback_from_signal_handler_during_a_callback_storm(io_loop: IOLoop) -> None:
+    from_signal = []
+    storm = [0]
+
+    def handler(signum: int, frame: object) -> None:
+        io_loop.add_callback_from_signal(from_signal.append, "ran")
+
+    def spin() -> None:
+        storm[0] += 1
+        if from_signal:
+            io_loop.stop()
+        elif storm[0] < 5_000_000:
+            io_loop.add_callback(spin)
+            io_loop.add_callback(lambda: None)
+
+    previous = signal.signal(signal.SIGUSR2, handler)
+    try:
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGUSR2)).start()
+        io_loop.add_callback(spin)
+        io_loop.start()
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert from_signal == ["ran"]
+
+
+def test_previous_wakeup_fd_is_restored_when_the_loop_stops(io_loop: IOLoop) -> None:
+    import socket
+
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    previous = signal.set_wakeup_fd(a.fileno())
+    try:
+        seen_inside = []
+        io_loop.add_callback(lambda: seen_inside.append(signal.set_wakeup_fd(a.fileno())))
+        io_loop.add_callback(io_loop.stop)
+        io_loop.start()
+        # Inside, the loop's own fd was installed (set_wakeup_fd returned it).
+        assert seen_inside and seen_inside[0] != a.fileno()
+        assert signal.set_wakeup_fd(-1) == a.fileno()
+    finally:
+        signal.set_wakeup_fd(previous)
+        a.close()
+        b.close()
+
+
+def test_add_callback_racing_close_from_another_thread_is_dropped() -> None:
+    for _ in range(50):
+        loop = IOLoop(make_current=False)
+        go = threading.Event()
+        errors = []
+
+        def spam(loop: IOLoop = loop, go: threading.Event = go) -> None:
+            go.wait()
+            try:
+                for _ in range(2000):
+                    loop.add_callback(lambda: None)
+            except BaseException as e:  # pragma: no cover - the failure being tested
+                errors.append(e)
+
+        thread = threading.Thread(target=spam)
+        thread.start()
+        go.set()
+        loop.close()
+        thread.join()
+        assert errors == []
+
+
+@pytest.mark.parametrize("threads", [4])
+def test_many_threads_adding_callbacks_lose_none(io_loop: IOLoop, threads: int) -> None:
+    per_thread = 5000
+    got = []
+
+    def worker() -> None:
+        for i in range(per_thread):
+            io_loop.add_callback(got.append, i)
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+
+    def check() -> None:
+        if len(got) == threads * per_thread:
+            io_loop.stop()
+        else:
+            io_loop.call_later(0.005, check)
+
+    for w in workers:
+        w.start()
+    io_loop.add_callback(check)
+    io_loop.add_timeout(io_loop.time() + 10, io_loop.stop)
+    io_loop.start()
+    for w in workers:
+        w.join()
+    assert len(got) == threads * per_thread
