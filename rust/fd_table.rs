@@ -145,17 +145,18 @@ impl<H> FdTable<H> {
             }
         }
         let token = self.next_token(fd);
+        let already = |e: io::Error| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                FdError::AlreadyRegistered(fd)
+            } else {
+                FdError::Os(e)
+            }
+        };
         let in_poll = match events.interest() {
             Some(interest) => {
                 registry
                     .register(&mut SourceFd(&fd), token, interest)
-                    .map_err(|e| {
-                        if e.kind() == io::ErrorKind::AlreadyExists {
-                            FdError::AlreadyRegistered(fd)
-                        } else {
-                            FdError::Os(e)
-                        }
-                    })?;
+                    .map_err(already)?;
                 true
             }
             None => {
@@ -163,7 +164,7 @@ impl<H> FdTable<H> {
                 registry
                     .register(&mut SourceFd(&fd), token, mio::Interest::READABLE)
                     .and_then(|()| registry.deregister(&mut SourceFd(&fd)))
-                    .map_err(FdError::Os)?;
+                    .map_err(already)?;
                 false
             }
         };

@@ -17,8 +17,10 @@ from mioloop import EventLoop, IOLoop, PeriodicCallback
 from .conftest import LogCapture, run_for
 
 
-def test_run_sync_returns_a_plain_value(io_loop: IOLoop) -> None:
-    assert io_loop.run_sync(lambda: 42) == 42
+def test_run_sync_accepts_none_and_refuses_other_plain_values(io_loop: IOLoop) -> None:
+    assert io_loop.run_sync(lambda: None) is None
+    with pytest.raises(TypeError, match="awaitable or None"):
+        io_loop.run_sync(lambda: 42)
 
 
 def test_run_sync_runs_an_async_def_function(io_loop: IOLoop) -> None:
@@ -48,7 +50,7 @@ def test_run_sync_timeout_raises_timeout_error(io_loop: IOLoop) -> None:
     with pytest.raises(TimeoutError):
         io_loop.run_sync(slow, timeout=0.05)
     assert time.monotonic() - start < 1
-    assert io_loop.run_sync(lambda: "usable") == "usable"
+    assert io_loop.run_sync(lambda: asyncio.sleep(0, "usable")) == "usable"
 
 
 def test_run_in_executor_awaited_inside_run_sync(io_loop: IOLoop) -> None:

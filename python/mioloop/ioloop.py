@@ -206,8 +206,9 @@ class IOLoop(EventLoop):
     def run_sync(self, func: Callable[[], Any], timeout: float | None = None) -> Any:
         """Starts the loop, runs ``func`` and stops the loop when it is done.
 
-        ``func`` returns a value, an awaitable (``async def`` functions included) or
-        a future; its result is returned, or its exception raised. With a
+        ``func`` returns ``None``, an awaitable (``async def`` functions included) or
+        a future; its result is returned, or its exception raised (as in Tornado,
+        any other return value raises ``TypeError``). With a
         ``timeout`` (seconds) and the work still pending then, it is cancelled and
         ``TimeoutError`` is raised.
         """
@@ -226,9 +227,15 @@ class IOLoop(EventLoop):
             else:
                 if asyncio.isfuture(result):
                     fut = result
+                elif result is None:
+                    fut = self.create_future()
+                    fut.set_result(None)
                 else:
                     fut = self.create_future()
-                    fut.set_result(result)
+                    fut.set_exception(TypeError(
+                        "run_sync() expects a function returning an awaitable or None, "
+                        f"got {type(result).__name__}"
+                    ))
             result_future.append(fut)
             fut.add_done_callback(lambda _: self.stop())
 
@@ -236,9 +243,10 @@ class IOLoop(EventLoop):
 
         def on_timeout() -> None:
             timed_out.append(True)
-            if result_future and not result_future[0].cancel():
-                return
-            self.stop()
+            # Cancel the work and let its cancellation finish (its done callback
+            # stops the loop); if it cannot be cancelled, stop now and leave it.
+            if not result_future or not result_future[0].cancel():
+                self.stop()
 
         self.add_callback(run)
         handle = self.add_timeout(self.time() + timeout, on_timeout) if timeout is not None else None

@@ -27,8 +27,8 @@ use super::errors;
 use super::handles::{Handle, TimerHandle};
 use super::thread_id::{self, NO_THREAD};
 use crate::{
-    deadline_after, deadline_at, monotonic_now, nanos_to_secs, Inbox, IoEvents, PollPacer, Reactor, Ready,
-    TOKEN_SIGNAL,
+    deadline_after, deadline_at, monotonic_now, nanos_to_secs, Inbox, IoEvents, PollPacer, Reactor,
+    Ready, TOKEN_SIGNAL,
 };
 
 /// A registered fd's handler and the object it was registered with.
@@ -193,11 +193,17 @@ impl Loop {
     fn run_once(&self, slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let mut poller = self.poller.lock().unwrap_or_else(PoisonError::into_inner);
-        let Poller { poll, events, pacer } = &mut *poller;
+        let Poller {
+            poll,
+            events,
+            pacer,
+        } = &mut *poller;
         let mut signalled = false;
         let now = monotonic_now();
         let mut reactor = self.lock();
-        self.shared.inbox.drain_into(&mut CallbackSink(&mut reactor));
+        self.shared
+            .inbox
+            .drain_into(&mut CallbackSink(&mut reactor));
         let timeout = reactor.poll_timeout(now);
         let collected = if pacer.should_poll(timeout, now) {
             drop(reactor);
@@ -215,7 +221,9 @@ impl Loop {
                 Err(e) => return Err(e.into()),
             }
             let mut reactor = self.lock();
-            self.shared.inbox.drain_into(&mut CallbackSink(&mut reactor));
+            self.shared
+                .inbox
+                .drain_into(&mut CallbackSink(&mut reactor));
             reactor.collect(events, monotonic_now())
         } else {
             // Busy with callbacks and polled moments ago: only the timers are due for

@@ -1,0 +1,111 @@
+"""The same scenarios on Tornado's IOLoop and on mioloop's: same observable results."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+tornado_ioloop = pytest.importorskip("tornado.ioloop")
+
+import mioloop  # noqa: E402
+
+
+@pytest.fixture(params=["tornado", "mioloop"])
+def make_loop(request: pytest.FixtureRequest) -> Iterator[Callable[[], Any]]:
+    loops = []
+
+    def make() -> Any:
+        if request.param == "tornado":
+            asyncio.set_event_loop(None)
+            loop = tornado_ioloop.IOLoop(make_current=False)
+        else:
+            loop = mioloop.IOLoop(make_current=False)
+        loops.append(loop)
+        return loop
+
+    yield make
+    for loop in loops:
+        loop.close(all_fds=True)
+
+
+def scenario_order(loop: Any) -> list[Any]:
+    seen: list[Any] = []
+    now = loop.time()
+    loop.add_timeout(now + 0.02, seen.append, "t2")
+    loop.add_timeout(now + 0.01, seen.append, "t1")
+    loop.add_timeout(now + 0.012, seen.append, "t1b")
+    loop.call_later(0.015, seen.append, "later")
+    loop.add_callback(seen.append, "cb")
+    loop.add_callback(lambda: loop.add_callback(seen.append, "nested"))
+    removed = loop.add_timeout(now + 0.005, seen.append, "removed")
+    loop.remove_timeout(removed)
+    loop.add_timeout(now + 0.03, loop.stop)
+    loop.start()
+    return seen
+
+
+def scenario_level_triggered(loop: Any) -> list[Any]:
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.send(b"abcde")
+    got: list[Any] = []
+
+    def on_read(fd: Any, events: int) -> None:
+        got.append((fd is a, events, a.recv(1)))
+
+    loop.add_handler(a, on_read, loop.READ)
+    loop.add_timeout(loop.time() + 0.05, loop.stop)
+    loop.start()
+    loop.remove_handler(a)
+    a.close()
+    b.close()
+    return got
+
+
+def scenario_run_sync(loop: Any) -> list[Any]:
+    async def main() -> str:
+        await asyncio.sleep(0.001)
+        value = await loop.run_in_executor(None, lambda: "from thread")
+        return value
+
+    results = [loop.run_sync(main), loop.run_sync(lambda: None)]
+    try:
+        loop.run_sync(lambda: 3)
+    except Exception:
+        results.append("plain value refused")
+    try:
+        loop.run_sync(lambda: asyncio.sleep(5), timeout=0.02)
+    except TimeoutError as e:
+        results.append(type(e).__name__)
+    try:
+        loop.add_handler(-1, lambda fd, ev: None, loop.READ)
+    except (ValueError, OSError) as e:
+        results.append("refused")
+    return results
+
+
+def scenario_exception_in_callback(loop: Any) -> list[Any]:
+    seen: list[Any] = []
+    loop.add_callback(lambda: 1 / 0)
+    loop.add_callback(seen.append, "next")
+    loop.add_timeout(loop.time() + 0.01, loop.stop)
+    loop.start()
+    return seen
+
+
+@pytest.mark.parametrize(
+    "scenario", [scenario_order, scenario_level_triggered, scenario_run_sync, scenario_exception_in_callback]
+)
+def test_same_results_as_tornado(scenario: Callable[[Any], list[Any]], make_loop: Callable[[], Any], request: pytest.FixtureRequest) -> None:
+    result = scenario(make_loop())
+    expected = {
+        "scenario_order": ["cb", "nested", "t1", "t1b", "later", "t2"],
+        "scenario_level_triggered": [(True, 1, b"a"), (True, 1, b"b"), (True, 1, b"c"), (True, 1, b"d"), (True, 1, b"e")],
+        "scenario_run_sync": ["from thread", None, "plain value refused", "TimeoutError", "refused"],
+        "scenario_exception_in_callback": ["next"],
+    }[scenario.__name__]
+    assert result == expected
