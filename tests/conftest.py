@@ -6,7 +6,6 @@ import logging
 from collections.abc import Callable, Iterator
 
 import pytest
-
 from mioloop import IOLoop
 
 
@@ -30,9 +29,7 @@ def run_until(io_loop: IOLoop, done: Callable[[], bool], timeout: float = 5.0) -
     deadline = io_loop.time() + timeout
 
     def check() -> None:
-        if done():
-            io_loop.stop()
-        elif io_loop.time() > deadline:
+        if done() or io_loop.time() > deadline:
             io_loop.stop()
         else:
             io_loop.call_later(0.001, check)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 
 import pytest
-
 from mioloop import IOLoop
 
 from .conftest import LogCapture, run_for
@@ -142,9 +141,7 @@ def test_every_public_method_can_be_called_from_a_callback(io_loop: IOLoop) -> N
 
 
 @pytest.mark.parametrize("value", [{}, [], 0, "", (), {"a": 1}])
-def test_callback_returning_a_value_does_not_make_the_loop_spin(
-    io_loop: IOLoop, value: object
-) -> None:
+def test_callback_returning_a_value_does_not_make_the_loop_spin(io_loop: IOLoop, value: object) -> None:
     calls = []
 
     def callback() -> object:
@@ -156,9 +153,7 @@ def test_callback_returning_a_value_does_not_make_the_loop_spin(
     assert calls == [1]
 
 
-def test_callback_returning_a_failing_coroutine_logs_its_error(
-    io_loop: IOLoop, app_log: LogCapture
-) -> None:
+def test_callback_returning_a_failing_coroutine_logs_its_error(io_loop: IOLoop, app_log: LogCapture) -> None:
     async def fails() -> None:
         raise ValueError("from coroutine")
 

@@ -7,11 +7,11 @@ import asyncio
 import concurrent.futures
 import contextvars
 import datetime
+import itertools
 import threading
 import time
 
 import pytest
-
 from mioloop import EventLoop, IOLoop, PeriodicCallback
 
 from .conftest import LogCapture, run_for
@@ -149,7 +149,7 @@ def test_periodic_callback_runs_repeatedly_and_stops(io_loop: IOLoop) -> None:
     assert 5 <= count <= 11
     run_for(io_loop, 0.05)
     assert len(calls) == count
-    gaps = [b - a for a, b in zip(calls, calls[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(calls)]
     assert min(gaps) >= 0.009
 
 
@@ -167,9 +167,7 @@ def test_periodic_callback_with_timedelta_jitter_and_coroutine(io_loop: IOLoop) 
     assert 3 <= len(calls) <= 15
 
 
-def test_periodic_callback_error_is_logged_and_it_keeps_running(
-    io_loop: IOLoop, app_log: LogCapture
-) -> None:
+def test_periodic_callback_error_is_logged_and_it_keeps_running(io_loop: IOLoop, app_log: LogCapture) -> None:
     calls = []
 
     def tick() -> None:
@@ -193,6 +191,7 @@ def test_periodic_callback_refuses_a_non_positive_interval(bad: float) -> None:
 def test_event_loop_runs_plain_asyncio_code() -> None:
     loop = EventLoop()
     try:
+
         async def main() -> int:
             assert asyncio.get_running_loop() is loop
             fut = loop.create_future()

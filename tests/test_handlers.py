@@ -8,7 +8,6 @@ import socket
 import tempfile
 
 import pytest
-
 from mioloop import IOLoop
 
 from .conftest import run_for, run_until
@@ -55,7 +54,9 @@ def test_handler_receives_exactly_what_was_registered(io_loop: IOLoop, pair) -> 
     a, b = pair
     received = []
     io_loop.add_handler(a, lambda fd, ev: (received.append(fd), io_loop.remove_handler(fd)), IOLoop.WRITE)
-    io_loop.add_handler(b.fileno(), lambda fd, ev: (received.append(fd), io_loop.remove_handler(fd)), IOLoop.WRITE)
+    io_loop.add_handler(
+        b.fileno(), lambda fd, ev: (received.append(fd), io_loop.remove_handler(fd)), IOLoop.WRITE
+    )
     run_until(io_loop, lambda: len(received) == 2)
     assert received[0] is a or received[1] is a
     assert b.fileno() in received
@@ -188,6 +189,7 @@ def test_registered_fd_dup_then_closed_does_not_busy_loop(io_loop: IOLoop) -> No
     keep = os.dup(a.fileno())  # keeps the epoll registration alive
     a.close()
     try:
+
         def write() -> None:
             try:
                 b.send(b"y" * 10)

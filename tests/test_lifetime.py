@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import socket
@@ -11,13 +12,16 @@ import textwrap
 import weakref
 
 import pytest
-
 from mioloop import EventLoop, IOLoop
 
 from .conftest import run_until
 
 
 class Payload:
+    pass
+
+
+def on_event(payload: Payload, fd: object, events: int) -> None:
     pass
 
 
@@ -32,7 +36,7 @@ def test_close_and_collect_release_callbacks_arguments_and_the_loop() -> None:
     loop.add_callback(callback, payload)
     loop.add_timeout(loop.time() + 60, callback, payload)
     a, b = socket.socketpair()
-    loop.add_handler(a, lambda fd, ev: callback(payload), IOLoop.READ)
+    loop.add_handler(a, functools.partial(on_event, payload), IOLoop.READ)
     loop.close()
     del loop, payload, callback
     gc.collect()
@@ -46,7 +50,7 @@ def test_cycle_through_the_loop_is_collected_without_close(via: str) -> None:
     loop = IOLoop(make_current=False)
     payload = Payload()
     payload.loop = loop  # type: ignore[attr-defined]
-    callback = lambda: payload  # noqa: E731
+    callback = functools.partial(id, payload)
     sock = socket.socket()
     if via == "callback":
         loop.add_callback(callback)
@@ -55,7 +59,7 @@ def test_cycle_through_the_loop_is_collected_without_close(via: str) -> None:
     elif via == "call_soon":
         loop.call_soon(callback)
     else:
-        loop.add_handler(sock, lambda fd, ev: payload, IOLoop.READ)
+        loop.add_handler(sock, functools.partial(on_event, payload), IOLoop.READ)
     refs = [weakref.ref(loop), weakref.ref(payload)]
     del loop, payload, callback
     gc.collect()

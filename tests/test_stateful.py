@@ -9,11 +9,11 @@ import socket
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, given, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-
 from mioloop import IOLoop
 
-SETTINGS = settings(max_examples=40, stateful_step_count=30, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=40, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 class LoopModel(RuleBasedStateMachine):
@@ -115,16 +115,34 @@ TestLoopModel = LoopModel.TestCase
 
 
 arbitrary = st.one_of(
-    st.none(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True), st.text(max_size=3),
-    st.binary(max_size=3), st.lists(st.integers(), max_size=2), st.just(object()),
+    st.none(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True),
+    st.text(max_size=3),
+    st.binary(max_size=3),
+    st.lists(st.integers(), max_size=2),
+    st.just(object()),
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(args=st.lists(arbitrary, max_size=4), method=st.sampled_from([
-    "add_handler", "update_handler", "remove_handler", "add_timeout", "call_later", "call_at",
-    "remove_timeout", "add_callback", "call_soon", "call_soon_threadsafe",
-]))
+@given(
+    args=st.lists(arbitrary, max_size=4),
+    method=st.sampled_from(
+        [
+            "add_handler",
+            "update_handler",
+            "remove_handler",
+            "add_timeout",
+            "call_later",
+            "call_at",
+            "remove_timeout",
+            "add_callback",
+            "call_soon",
+            "call_soon_threadsafe",
+        ]
+    ),
+)
 def test_arbitrary_arguments_raise_python_errors_only(args: list[object], method: str) -> None:
     loop = IOLoop(make_current=False)
     try:

@@ -11,7 +11,6 @@ import threading
 import time
 
 import pytest
-
 from mioloop import IOLoop
 
 from .conftest import run_for
@@ -120,9 +119,7 @@ def test_sigint_from_another_thread_process_wide_reaches_the_loop() -> None:
             print("interrupted")
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=10
-    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=10)
     assert result.stdout.strip() == "interrupted", result.stderr
 
 
@@ -222,7 +219,7 @@ def test_add_callback_racing_close_from_another_thread_is_dropped() -> None:
         go = threading.Event()
         errors = []
 
-        def spam(loop: IOLoop = loop, go: threading.Event = go) -> None:
+        def spam(loop: IOLoop = loop, go: threading.Event = go, errors: list = errors) -> None:
             go.wait()
             try:
                 for _ in range(2000):

@@ -10,7 +10,6 @@ import time
 import weakref
 
 import pytest
-
 from mioloop import IOLoop
 
 from .conftest import run_for
@@ -63,7 +62,9 @@ def test_wrong_deadline_type_raises_type_error(io_loop: IOLoop) -> None:
 def test_timedelta_deadline_is_relative(io_loop: IOLoop) -> None:
     start = time.monotonic()
     fired = []
-    io_loop.add_timeout(datetime.timedelta(milliseconds=30), lambda: (fired.append(time.monotonic()), io_loop.stop()))
+    io_loop.add_timeout(
+        datetime.timedelta(milliseconds=30), lambda: (fired.append(time.monotonic()), io_loop.stop())
+    )
     io_loop.start()
     assert fired[0] - start >= 0.03
 
@@ -143,7 +144,10 @@ def test_remove_timeout_releases_callback_and_arguments_at_once(io_loop: IOLoop)
         pass
 
     payload = Payload()
-    callback = lambda p: None  # noqa: E731
+
+    def callback(p: Payload) -> None:
+        pass
+
     refs = [weakref.ref(payload), weakref.ref(callback)]
     handle = io_loop.add_timeout(io_loop.time() + 3600, callback, payload)
     del payload, callback

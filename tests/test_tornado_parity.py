@@ -7,11 +7,10 @@ import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import mioloop
 import pytest
 
 tornado_ioloop = pytest.importorskip("tornado.ioloop")
-
-import mioloop  # noqa: E402
 
 
 @pytest.fixture(params=["tornado", "mioloop"])
@@ -83,7 +82,7 @@ def scenario_run_sync(loop: Any) -> list[Any]:
         results.append(type(e).__name__)
     try:
         loop.add_handler(-1, lambda fd, ev: None, loop.READ)
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError):
         results.append("refused")
     return results
 
@@ -100,11 +99,17 @@ def scenario_exception_in_callback(loop: Any) -> list[Any]:
 @pytest.mark.parametrize(
     "scenario", [scenario_order, scenario_level_triggered, scenario_run_sync, scenario_exception_in_callback]
 )
-def test_same_results_as_tornado(scenario: Callable[[Any], list[Any]], make_loop: Callable[[], Any], request: pytest.FixtureRequest) -> None:
+def test_same_results_as_tornado(scenario: Callable[[Any], list[Any]], make_loop: Callable[[], Any]) -> None:
     result = scenario(make_loop())
     expected = {
         "scenario_order": ["cb", "nested", "t1", "t1b", "later", "t2"],
-        "scenario_level_triggered": [(True, 1, b"a"), (True, 1, b"b"), (True, 1, b"c"), (True, 1, b"d"), (True, 1, b"e")],
+        "scenario_level_triggered": [
+            (True, 1, b"a"),
+            (True, 1, b"b"),
+            (True, 1, b"c"),
+            (True, 1, b"d"),
+            (True, 1, b"e"),
+        ],
         "scenario_run_sync": ["from thread", None, "plain value refused", "TimeoutError", "refused"],
         "scenario_exception_in_callback": ["next"],
     }[scenario.__name__]

@@ -23,7 +23,7 @@ _T = TypeVar("_T")
 __all__ = ["EventLoop", "new_event_loop"]
 
 
-class EventLoop(Loop, asyncio.AbstractEventLoop):
+class EventLoop(Loop, asyncio.AbstractEventLoop):  # type: ignore[misc]
     """An asyncio event loop on mioloop's engine.
 
     ::
@@ -72,13 +72,13 @@ class EventLoop(Loop, asyncio.AbstractEventLoop):
         finally:
             asyncio.events._set_running_loop(None)
 
-    def run_until_complete(self, future: Awaitable[_T]) -> _T:
+    def run_until_complete(self, future: Generator[Any, None, _T] | Awaitable[_T]) -> _T:
         """Runs until ``future`` (a future, task or coroutine) is done; returns its
         result or raises its exception."""
         if self.is_closed():
             raise RuntimeError("Event loop is closed")
         new_task = not asyncio.isfuture(future)
-        fut = asyncio.ensure_future(future, loop=self)
+        fut = asyncio.ensure_future(future, loop=self)  # type: ignore[arg-type]
         fut.add_done_callback(self._stop_on_done)
         try:
             self.run_forever()
@@ -137,7 +137,7 @@ class EventLoop(Loop, asyncio.AbstractEventLoop):
 
     # Executors
 
-    def run_in_executor(
+    def run_in_executor(  # type: ignore[override]
         self, executor: concurrent.futures.Executor | None, func: Callable[..., _T], *args: Any
     ) -> asyncio.Future[_T]:
         """Runs ``func(*args)`` in ``executor`` (default: a thread pool) and returns an
@@ -195,8 +195,7 @@ class EventLoop(Loop, asyncio.AbstractEventLoop):
             raise
         except BaseException as exc:
             self.default_exception_handler(
-                {"message": "Unhandled error in exception handler", "exception": exc,
-                 "context": context}
+                {"message": "Unhandled error in exception handler", "exception": exc, "context": context}
             )
 
     def _callback_returned(self, result: object) -> None:

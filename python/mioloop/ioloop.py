@@ -232,10 +232,12 @@ class IOLoop(EventLoop):
                     fut.set_result(None)
                 else:
                     fut = self.create_future()
-                    fut.set_exception(TypeError(
-                        "run_sync() expects a function returning an awaitable or None, "
-                        f"got {type(result).__name__}"
-                    ))
+                    fut.set_exception(
+                        TypeError(
+                            "run_sync() expects a function returning an awaitable or None, "
+                            f"got {type(result).__name__}"
+                        )
+                    )
             result_future.append(fut)
             fut.add_done_callback(lambda _: self.stop())
 
@@ -255,9 +257,7 @@ class IOLoop(EventLoop):
         finally:
             if handle is not None:
                 self.remove_timeout(handle)
-        if not result_future or not result_future[0].done() or (
-            timed_out and result_future[0].cancelled()
-        ):
+        if not result_future or not result_future[0].done() or (timed_out and result_future[0].cancelled()):
             if timed_out:
                 raise TimeoutError(f"Operation timed out after {timeout} seconds")
             raise RuntimeError("Event loop stopped before Future completed.")
@@ -269,7 +269,7 @@ class IOLoop(EventLoop):
             future = (
                 asyncio.wrap_future(result, loop=self)
                 if isinstance(result, concurrent.futures.Future)
-                else asyncio.ensure_future(result, loop=self)  # type: ignore[arg-type]
+                else asyncio.ensure_future(result, loop=self)  # type: ignore[call-overload]
             )
             future.add_done_callback(self._discard_future_result)
 
@@ -368,11 +368,9 @@ class PeriodicCallback:
             self._schedule_next()
 
     def _awaited(self, future: asyncio.Future[Any]) -> None:
-        if not future.cancelled() and future.exception() is not None:
-            exc = future.exception()
-            _app_log.error(
-                "Exception in callback %r", self.callback, exc_info=(type(exc), exc, exc.__traceback__)
-            )
+        exc = None if future.cancelled() else future.exception()
+        if exc is not None:
+            _app_log.error("Exception in callback %r", self.callback, exc_info=exc)
         self._schedule_next()
 
     def _schedule_next(self) -> None:

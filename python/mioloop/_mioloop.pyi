@@ -1,0 +1,124 @@
+"""The native core of mioloop: the engine as a Python class, and its handles."""
+
+import contextvars
+import datetime
+from collections.abc import Callable
+from typing import Any, Protocol, TypeAlias, final
+
+from typing_extensions import Self, TypeVarTuple, Unpack, disjoint_base
+
+__all__ = ["ERROR", "READ", "WRITE", "Handle", "Loop", "TimerHandle"]
+
+_Ts = TypeVarTuple("_Ts")
+
+READ: int
+WRITE: int
+ERROR: int
+
+class _HasFileno(Protocol):
+    def fileno(self) -> int: ...
+
+_Fd: TypeAlias = int | _HasFileno
+
+@final
+class Handle:
+    """A callback scheduled with ``call_soon``; ``cancel()`` stops it from running."""
+
+    def cancel(self) -> None:
+        """Cancels the callback; does nothing if it already ran."""
+    def cancelled(self) -> bool:
+        """Whether ``cancel()`` was called."""
+
+@final
+class TimerHandle:
+    """A timer (``add_timeout``, ``call_later``, ``call_at``). Cancelling it releases
+    its callback and arguments at once."""
+
+    def cancel(self) -> None:
+        """Cancels the timer; does nothing if it already ran or was cancelled."""
+    def cancelled(self) -> bool:
+        """Whether ``cancel()`` was called."""
+    def when(self) -> float:
+        """The timer's deadline, in the loop's time."""
+
+@disjoint_base
+class Loop:
+    """The engine behind mioloop's event loops: poll, timers, fds and the iteration."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self: ...
+    def time(self) -> float:
+        """Returns the current time on the loop's clock (``time.monotonic()``)."""
+    def call_soon(
+        self,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: Unpack[_Ts],
+        context: contextvars.Context | None = None,
+    ) -> Handle:
+        """asyncio: arranges for ``callback(*args)`` to be called on the next iteration."""
+    def call_soon_threadsafe(
+        self,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: Unpack[_Ts],
+        context: contextvars.Context | None = None,
+    ) -> Handle:
+        """asyncio: like ``call_soon``, from any thread; wakes the loop."""
+    def call_later(
+        self,
+        delay: float,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: Unpack[_Ts],
+        context: contextvars.Context | None = None,
+    ) -> TimerHandle:
+        """asyncio: arranges for ``callback(*args)`` to be called after ``delay`` seconds."""
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: Unpack[_Ts],
+        context: contextvars.Context | None = None,
+    ) -> TimerHandle:
+        """asyncio: arranges for ``callback(*args)`` to be called at loop time ``when``."""
+    def add_callback(self, callback: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+        """Calls the given callback on the next I/O loop iteration.
+
+        It is safe to call this method from any thread at any time. A callback added
+        after ``close()`` is dropped silently.
+        """
+    def add_timeout(
+        self,
+        deadline: float | datetime.timedelta,
+        callback: Callable[..., object],
+        *args: Any,
+        **kwargs: Any,
+    ) -> TimerHandle:
+        """Runs ``callback`` at the time ``deadline`` from the I/O loop.
+
+        ``deadline`` is a number on the loop's clock (``time()``) or a
+        ``datetime.timedelta`` relative to now. Returns a handle for ``remove_timeout``.
+        """
+    def remove_timeout(self, timeout: TimerHandle) -> None:
+        """Cancels a pending timeout. Removing one that already ran does nothing."""
+    def add_handler(self, fd: _Fd, handler: Callable[[Any, int], object], events: int) -> None:
+        """Registers ``handler`` to receive events for ``fd``.
+
+        ``fd`` is an int or an object with a ``fileno()`` method; the handler is called
+        as ``handler(fd, events)`` with the same object.
+        """
+    def update_handler(self, fd: _Fd, events: int) -> None:
+        """Changes the events we listen for on ``fd``."""
+    def remove_handler(self, fd: _Fd) -> None:
+        """Stops listening for events on ``fd``. Unknown fds are ignored."""
+    def _run(self) -> None:
+        """Runs iterations until ``stop()``."""
+    def stop(self) -> None:
+        """Stops the loop after the current iteration."""
+    def is_running(self) -> bool:
+        """Whether the loop is running."""
+    def is_closed(self) -> bool:
+        """Whether the loop was closed."""
+    def _close(self) -> list[Any]:
+        """Releases everything and returns the objects registered with ``add_handler``."""
+    def get_debug(self) -> bool: ...
+    def set_debug(self, enabled: bool) -> None: ...
+    def _stats(self) -> dict[str, int]:
+        """Sizes of the engine's queues: ``ready``, ``timers``, ``timer_heap``, ``handlers``."""
