@@ -55,6 +55,10 @@ pub struct FdEntry<H> {
     /// Whether the fd is in the poll's interest set (it is not while `interest`
     /// has neither READ nor WRITE).
     in_poll: bool,
+    /// The poll count when the handler ran, if the registration has not been
+    /// re-armed since nor has a new event arrived for it (see
+    /// [`FdTable::rearm_owed`]).
+    owes_rearm_since: Option<u64>,
 }
 
 /// Handlers by fd, each with the token of its registration.
@@ -75,6 +79,9 @@ pub struct FdTable<H> {
     entries: Vec<Option<FdEntry<H>>>,
     generation: u64,
     len: usize,
+    /// Registrations that may owe a re-arm, with the poll count when their handler
+    /// ran. Entries whose debt was settled are skipped lazily.
+    owing: Vec<(Token, u64)>,
 }
 
 impl<H> Default for FdTable<H> {
@@ -95,6 +102,7 @@ impl<H> FdTable<H> {
             entries: Vec::new(),
             generation: 0,
             len: 0,
+            owing: Vec::new(),
         }
     }
 
@@ -176,6 +184,7 @@ impl<H> FdTable<H> {
             interest: events,
             handler,
             in_poll,
+            owes_rearm_since: None,
         };
         let old = self.entries[index].replace(entry);
         if old.is_none() {
@@ -205,6 +214,7 @@ impl<H> FdTable<H> {
         .map_err(FdError::Os)?;
         entry.in_poll = events.interest().is_some();
         entry.interest = events;
+        entry.owes_rearm_since = None;
         Ok(())
     }
 
@@ -223,26 +233,85 @@ impl<H> FdTable<H> {
         Some(entry.handler)
     }
 
-    /// Re-arms a registration after its handler ran, so that an fd that is still
-    /// ready is reported again (level-triggered behaviour on an edge-triggered poll).
-    ///
-    /// If the fd was closed meanwhile, its entry is dropped and its handler returned.
-    pub fn rearm(&mut self, registry: &Registry, token: Token) -> Option<H> {
-        let fd = token_fd(token)?;
-        let slot = self.entries.get_mut(fd)?;
-        let entry = slot.as_ref().filter(|e| e.token == token && e.in_poll)?;
-        let interest = entry.interest.interest()?;
-        match registry.reregister(&mut SourceFd(&(fd as RawFd)), token, interest) {
-            Ok(()) => None,
-            Err(_) => {
-                self.len -= 1;
-                slot.take().map(|e| e.handler)
-            }
+    /// Notes that a registration's handler ran. Level-triggered behaviour on an
+    /// edge-triggered poll needs the registration re-armed (`EPOLL_CTL_MOD` reports
+    /// an fd that is still ready again), but not at once: a new event for the fd
+    /// settles the debt for free, and [`rearm_owed`](Self::rearm_owed) pays the rest.
+    pub fn dispatched(&mut self, token: Token, poll_count: u64) {
+        if let Some(entry) = self
+            .entry_mut(token)
+            .filter(|e| e.in_poll && e.owes_rearm_since.is_none())
+        {
+            entry.owes_rearm_since = Some(poll_count);
+            self.owing.push((token, poll_count));
         }
+    }
+
+    /// Notes an event for a registration: the poll reported it, so it owes nothing.
+    pub fn reported(&mut self, token: Token) {
+        if let Some(entry) = self.entry_mut(token) {
+            entry.owes_rearm_since = None;
+        }
+    }
+
+    /// Whether some registration may owe a re-arm.
+    pub fn owes_rearm(&self) -> bool {
+        !self.owing.is_empty()
+    }
+
+    fn entry_mut(&mut self, token: Token) -> Option<&mut FdEntry<H>> {
+        let fd = token_fd(token)?;
+        self.entries
+            .get_mut(fd)?
+            .as_mut()
+            .filter(|e| e.token == token)
+    }
+
+    /// Re-arms the registrations that owe it and whose handler ran before poll
+    /// number `before` (all of them with `u64::MAX`). A registration whose fd was
+    /// closed meanwhile (the re-arm fails) is dropped; its handler is pushed on
+    /// `dropped`.
+    pub fn rearm_owed(&mut self, registry: &Registry, before: u64, dropped: &mut Vec<H>) {
+        let mut owing = std::mem::take(&mut self.owing);
+        owing.retain(|&(token, since)| {
+            let Some(fd) = token_fd(token) else {
+                return false;
+            };
+            let Some(slot) = self.entries.get_mut(fd) else {
+                return false;
+            };
+            // Only the debt this item recorded: a settled one may have been followed
+            // by a newer debt of the same registration, with its own item.
+            let Some(entry) = slot
+                .as_mut()
+                .filter(|e| e.token == token && e.owes_rearm_since == Some(since))
+            else {
+                return false;
+            };
+            if since >= before {
+                return true;
+            }
+            entry.owes_rearm_since = None;
+            let Some(interest) = entry.interest.interest() else {
+                return false;
+            };
+            if registry
+                .reregister(&mut SourceFd(&(fd as RawFd)), token, interest)
+                .is_err()
+            {
+                // EBADF or ENOENT: the fd was closed (and maybe its number reused).
+                self.len -= 1;
+                dropped.extend(slot.take().map(|e| e.handler));
+            }
+            false
+        });
+        owing.append(&mut self.owing);
+        self.owing = owing;
     }
 
     /// Removes every entry (deregistering them), returning fds and handlers.
     pub fn drain(&mut self, registry: &Registry) -> Vec<(RawFd, H)> {
+        self.owing.clear();
         let mut out = Vec::with_capacity(self.len);
         for (fd, slot) in self.entries.iter_mut().enumerate() {
             if let Some(entry) = slot.take() {
@@ -268,6 +337,7 @@ impl<H> FdTable<H> {
     /// the parent's), returning fds and handlers.
     pub fn forget(&mut self) -> Vec<(RawFd, H)> {
         self.len = 0;
+        self.owing.clear();
         let out = self
             .entries
             .iter_mut()

@@ -21,7 +21,9 @@ pub use clock::{
 pub use events::IoEvents;
 pub use fd_table::{FdEntry, FdError, FdTable};
 pub use inbox::Inbox;
-pub use reactor::{Collected, PollPacer, Reactor, Ready, BUSY_POLL_INTERVAL, MAX_POLL_TIMEOUT};
+pub use reactor::{
+    Collected, PollPacer, PollPlan, Reactor, Ready, BUSY_POLL_INTERVAL, MAX_POLL_TIMEOUT,
+};
 pub use runner::{EventLoop, LoopHandle};
 pub use timer_heap::{TimerHeap, TimerKey};
 pub use token::{TOKEN_SIGNAL, TOKEN_WAKER};

@@ -6,9 +6,13 @@
 //! 3. [`Reactor::collect`] — queue the ready fds, then the due timers, after the
 //!    callbacks already queued, and say how many items this iteration runs;
 //! 4. for each of those: [`Reactor::pop`], run it without holding the reactor
-//!    ([`Reactor::take_timer`], [`FdTable::by_token`] at that moment, so work
+//!    ([`Reactor::take_timer`], [`Reactor::io_target`] at that moment, so work
 //!    cancelled by an earlier item of the batch does not run), then
-//!    [`Reactor::rearm`] after an fd handler.
+//!    [`Reactor::dispatched`] after an fd handler.
+//!
+//! Before polling, [`Reactor::prepare_poll`] says how: level-triggered handlers on
+//! an edge-triggered poll need re-arming, which costs a syscall, so it is deferred
+//! until it is needed (see [`PollPlan`]).
 //!
 //! Items queued while the batch runs wait for the next iteration.
 
@@ -50,6 +54,24 @@ impl PollPacer {
     }
 }
 
+/// How the host polls this iteration (from [`Reactor::prepare_poll`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollPlan {
+    /// Skip the poll: busy with callbacks, and polled moments ago.
+    Skip,
+    /// Poll with this timeout (zero: do not block).
+    Poll(Duration),
+    /// Poll without blocking first; if that finds nothing, call
+    /// [`Reactor::rearm_all`] and poll again with this timeout. Handlers ran whose
+    /// fds may still be ready without a new event: a blocking poll must not wait
+    /// for them, but a poll that finds work does not need to re-arm them yet.
+    TryThenBlock(Duration),
+}
+
+/// A handler whose fd is still ready is called again within this many polls even
+/// while other fds keep the loop busy.
+const REARM_AFTER_POLLS: u64 = 2;
+
 /// One unit of queued work.
 #[derive(Debug)]
 pub enum Ready<C> {
@@ -82,6 +104,8 @@ pub struct Collected {
 #[derive(Debug)]
 pub struct Reactor<C, H> {
     registry: Registry,
+    polls: u64,
+    pacer: PollPacer,
     ready: VecDeque<Ready<C>>,
     /// Timers.
     pub timers: TimerHeap<C>,
@@ -94,10 +118,17 @@ impl<C, H> Reactor<C, H> {
     pub fn new(registry: Registry) -> Self {
         Reactor {
             registry,
+            polls: 0,
+            pacer: PollPacer::default(),
             ready: VecDeque::new(),
             timers: TimerHeap::new(),
             fds: FdTable::new(),
         }
+    }
+
+    /// How many polls the loop made.
+    pub fn polls(&self) -> u64 {
+        self.polls
     }
 
     /// The registry fds are registered with.
@@ -155,6 +186,29 @@ impl<C, H> Reactor<C, H> {
         }
     }
 
+    /// Decides how to poll this iteration, re-arming the registrations whose debt
+    /// is old enough that waiting longer could starve them. Handlers of fds closed
+    /// meanwhile are pushed on `dropped`.
+    pub fn prepare_poll(&mut self, now: Nanos, dropped: &mut Vec<H>) -> PollPlan {
+        let timeout = self.poll_timeout(now);
+        if !self.pacer.should_poll(timeout, now) {
+            return PollPlan::Skip;
+        }
+        self.polls += 1;
+        let before = self.polls.saturating_sub(REARM_AFTER_POLLS);
+        self.fds.rearm_owed(&self.registry, before, dropped);
+        if timeout.is_zero() || !self.fds.owes_rearm() {
+            PollPlan::Poll(timeout)
+        } else {
+            PollPlan::TryThenBlock(timeout)
+        }
+    }
+
+    /// Re-arms every registration that owes it (before a blocking poll).
+    pub fn rearm_all(&mut self, dropped: &mut Vec<H>) {
+        self.fds.rearm_owed(&self.registry, u64::MAX, dropped);
+    }
+
     /// Queues the fd events of `events` and the timers due at `now`, behind what is
     /// already queued; returns how many items this iteration runs.
     pub fn collect(&mut self, events: &Events, now: Nanos) -> Collected {
@@ -163,10 +217,13 @@ impl<C, H> Reactor<C, H> {
             match event.token() {
                 TOKEN_WAKER => found.woken = true,
                 TOKEN_SIGNAL => found.signalled = true,
-                token => self.ready.push_back(Ready::Io {
-                    token,
-                    events: IoEvents::from_event(event),
-                }),
+                token => {
+                    self.fds.reported(token);
+                    self.ready.push_back(Ready::Io {
+                        token,
+                        events: IoEvents::from_event(event),
+                    });
+                }
             }
         }
         while let Some(key) = self.timers.pop_due(now) {
@@ -179,6 +236,12 @@ impl<C, H> Reactor<C, H> {
     /// The next queued item.
     pub fn pop(&mut self) -> Option<Ready<C>> {
         self.ready.pop_front()
+    }
+
+    /// Puts an item back at the front of the queue (it was popped, then the
+    /// iteration was interrupted before it ran).
+    pub fn push_front(&mut self, item: Ready<C>) {
+        self.ready.push_front(item);
     }
 
     /// Takes the callback of a due timer; `None` if it was cancelled.
@@ -194,9 +257,9 @@ impl<C, H> Reactor<C, H> {
         (!deliver.is_empty()).then_some((fd, &entry.handler, deliver))
     }
 
-    /// Re-arms an fd after its handler ran (see [`FdTable::rearm`]).
-    pub fn rearm(&mut self, token: Token) -> Option<H> {
-        self.fds.rearm(&self.registry, token)
+    /// Notes that an fd's handler ran (see [`FdTable::dispatched`]).
+    pub fn dispatched(&mut self, token: Token) {
+        self.fds.dispatched(token, self.polls);
     }
 
     /// Empties the reactor: every queued callback, timer and handler, for the host

@@ -17,7 +17,7 @@ use crate::clock::{monotonic_now, Nanos};
 use crate::events::IoEvents;
 use crate::fd_table::FdError;
 use crate::inbox::Inbox;
-use crate::reactor::{PollPacer, Reactor, Ready};
+use crate::reactor::{PollPlan, Reactor, Ready};
 use crate::timer_heap::TimerKey;
 
 type Callback = Box<dyn FnOnce(&mut EventLoop)>;
@@ -42,7 +42,6 @@ pub struct EventLoop {
     reactor: Reactor<Callback, Handler>,
     inbox: Arc<Inbox<RemoteCallback>>,
     stopping: bool,
-    pacer: PollPacer,
 }
 
 impl fmt::Debug for EventLoop {
@@ -87,7 +86,6 @@ impl EventLoop {
             reactor,
             inbox,
             stopping: false,
-            pacer: PollPacer::default(),
         })
     }
 
@@ -165,19 +163,30 @@ impl EventLoop {
         Ok(())
     }
 
+    fn poll(&mut self, timeout: Duration) -> io::Result<()> {
+        match self.poll.poll(&mut self.events, Some(timeout)) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                self.events.clear();
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     /// Runs one iteration: poll, then the queued callbacks, fd handlers and due timers.
     pub fn run_once(&mut self) -> io::Result<()> {
         self.inbox.drain_into(&mut RemoteSink(&mut self.reactor));
-        let now = monotonic_now();
-        let timeout = self.reactor.poll_timeout(now);
-        if self.pacer.should_poll(timeout, now) {
-            match self.poll.poll(&mut self.events, Some(timeout)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.events.clear(),
-                Err(e) => return Err(e),
+        let mut dropped = Vec::new();
+        match self.reactor.prepare_poll(monotonic_now(), &mut dropped) {
+            PollPlan::Skip => self.events.clear(),
+            PollPlan::Poll(timeout) => self.poll(timeout)?,
+            PollPlan::TryThenBlock(timeout) => {
+                self.poll(Duration::ZERO)?;
+                if self.events.is_empty() {
+                    self.reactor.rearm_all(&mut dropped);
+                    self.poll(timeout)?;
+                }
             }
-        } else {
-            self.events.clear();
         }
         self.inbox.drain_into(&mut RemoteSink(&mut self.reactor));
         let collected = self.reactor.collect(&self.events, monotonic_now());
@@ -199,7 +208,7 @@ impl EventLoop {
                         .map(|(fd, h, ev)| (fd, Rc::clone(h), ev));
                     if let Some((fd, handler, ev)) = target {
                         handler(self, fd, ev);
-                        self.reactor.rearm(token);
+                        self.reactor.dispatched(token);
                     }
                 }
             }

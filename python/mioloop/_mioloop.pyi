@@ -96,6 +96,16 @@ class Loop:
         ``deadline`` is a number on the loop's clock (``time()``) or a
         ``datetime.timedelta`` relative to now. Returns a handle for ``remove_timeout``.
         """
+    def _tornado_call_later(
+        self, delay: float, callback: Callable[..., object], *args: Any, **kwargs: Any
+    ) -> TimerHandle:
+        """Runs ``callback(*args, **kwargs)`` after ``delay`` seconds (Tornado's
+        ``IOLoop.call_later``); returns a handle for ``remove_timeout``."""
+    def _tornado_call_at(
+        self, when: float, callback: Callable[..., object], *args: Any, **kwargs: Any
+    ) -> TimerHandle:
+        """Runs ``callback(*args, **kwargs)`` at the loop time ``when`` (Tornado's
+        ``IOLoop.call_at``); returns a handle for ``remove_timeout``."""
     def remove_timeout(self, timeout: TimerHandle) -> None:
         """Cancels a pending timeout. Removing one that already ran does nothing."""
     def add_handler(self, fd: _Fd, handler: Callable[[Any, int], object], events: int) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextvars
 import datetime
 import inspect
 import logging
@@ -165,30 +164,8 @@ class IOLoop(EventLoop):
     add_callback_from_signal = Loop.add_callback
     spawn_callback = Loop.add_callback
 
-    def call_later(  # type: ignore[override]
-        self, delay: float, callback: Callable[..., object], *args: Any, **kwargs: Any
-    ) -> TimerHandle:
-        """Runs ``callback(*args, **kwargs)`` after ``delay`` seconds.
-
-        Returns a handle for ``remove_timeout``. (An asyncio ``context=`` given as a
-        ``contextvars.Context`` is honoured, so asyncio code can use this loop too.)
-        """
-        context = kwargs.get("context")
-        if len(kwargs) == 1 and isinstance(context, contextvars.Context):
-            return Loop.call_later(self, delay, callback, *args, context=context)
-        return self.add_timeout(self.time() + delay, callback, *args, **kwargs)
-
-    def call_at(  # type: ignore[override]
-        self, when: float, callback: Callable[..., object], *args: Any, **kwargs: Any
-    ) -> TimerHandle:
-        """Runs ``callback(*args, **kwargs)`` at the absolute loop time ``when``.
-
-        Returns a handle for ``remove_timeout``.
-        """
-        context = kwargs.get("context")
-        if len(kwargs) == 1 and isinstance(context, contextvars.Context):
-            return Loop.call_at(self, when, callback, *args, context=context)
-        return self.add_timeout(when, callback, *args, **kwargs)
+    call_later = Loop._tornado_call_later  # type: ignore[assignment]
+    call_at = Loop._tornado_call_at  # type: ignore[assignment]
 
     def add_future(
         self,

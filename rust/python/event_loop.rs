@@ -27,7 +27,7 @@ use super::errors;
 use super::handles::{Handle, TimerHandle};
 use super::thread_id::{self, NO_THREAD};
 use crate::{
-    deadline_after, deadline_at, monotonic_now, nanos_to_secs, Inbox, IoEvents, PollPacer, Reactor,
+    deadline_after, deadline_at, monotonic_now, nanos_to_secs, Inbox, IoEvents, PollPlan, Reactor,
     Ready, TOKEN_SIGNAL,
 };
 
@@ -59,7 +59,6 @@ impl Shared {
 struct Poller {
     poll: Poll,
     events: Events,
-    pacer: PollPacer,
 }
 
 /// The engine behind mioloop's event loops.
@@ -99,7 +98,6 @@ fn new_loop() -> io::Result<Loop> {
         poller: Mutex::new(Poller {
             poll,
             events: Events::with_capacity(1024),
-            pacer: PollPacer::default(),
         }),
         signal_rx,
         signal_tx,
@@ -169,6 +167,32 @@ impl Loop {
         ))
     }
 
+    /// Schedules a Tornado-style timer, or an asyncio one if the only keyword is an
+    /// asyncio ``context``.
+    fn schedule_tornado(
+        &self,
+        deadline: u64,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+        method: &str,
+    ) -> PyResult<TimerHandle> {
+        let py = callback.py();
+        if let Some(kwargs) = kwargs.filter(|k| k.len() == 1) {
+            if let Some(context) = kwargs.get_item(intern!(py, "context"))? {
+                let context_type = py
+                    .import(intern!(py, "contextvars"))?
+                    .getattr(intern!(py, "Context"))?;
+                if context.is_instance(&context_type)? {
+                    let cb = PyCallback::asyncio(callback, args, Some(&context), method)?;
+                    return self.schedule_timer(deadline, cb);
+                }
+            }
+        }
+        let cb = PyCallback::tornado(callback, args, kwargs, method)?;
+        self.schedule_timer(deadline, cb)
+    }
+
     fn install_signal_wakeup(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         let signal = py.import(intern!(py, "signal"))?;
         let kwargs = PyDict::new(py);
@@ -189,61 +213,86 @@ impl Loop {
         while matches!((&self.signal_rx).read(&mut buf), Ok(n) if n > 0) {}
     }
 
+    /// Polls for up to `timeout`, releasing the GIL if it may block. Returns
+    /// whether a signal interrupted it.
+    fn poll(py: Python<'_>, poller: &mut Poller, timeout: Duration) -> PyResult<bool> {
+        let Poller { poll, events } = poller;
+        let polled = if timeout.is_zero() {
+            poll.poll(events, Some(timeout))
+        } else {
+            py.detach(|| poll.poll(events, Some(timeout)))
+        };
+        match polled {
+            Ok(()) => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                events.clear();
+                Ok(true)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// One iteration: poll, then run what was ready.
     fn run_once(&self, slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let mut poller = self.poller.lock().unwrap_or_else(PoisonError::into_inner);
-        let Poller {
-            poll,
-            events,
-            pacer,
-        } = &mut *poller;
-        let mut signalled = false;
         let now = monotonic_now();
+        let mut dropped = Vec::new();
         let mut reactor = self.lock();
         self.shared
             .inbox
             .drain_into(&mut CallbackSink(&mut reactor));
-        let timeout = reactor.poll_timeout(now);
-        let collected = if pacer.should_poll(timeout, now) {
+        let plan = reactor.prepare_poll(now, &mut dropped);
+        let mut signalled = false;
+        let (collected, mut first) = if plan == PollPlan::Skip {
+            // Busy with callbacks and polled moments ago: only the timers are due
+            // for a look, at the time just read.
+            poller.events.clear();
+            let collected = reactor.collect(&poller.events, now);
+            let first = reactor.pop();
             drop(reactor);
-            let polled = if timeout.is_zero() {
-                poll.poll(events, Some(Duration::ZERO))
-            } else {
-                py.detach(|| poll.poll(events, Some(timeout)))
-            };
-            match polled {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                    events.clear();
-                    signalled = true;
+            (collected, first)
+        } else {
+            drop(reactor);
+            // Handlers of fds closed meanwhile may run Python code when dropped.
+            drop(std::mem::take(&mut dropped));
+            match plan {
+                PollPlan::Poll(timeout) => signalled = Self::poll(py, &mut poller, timeout)?,
+                PollPlan::TryThenBlock(timeout) => {
+                    signalled = Self::poll(py, &mut poller, Duration::ZERO)?;
+                    if poller.events.is_empty() && !signalled {
+                        self.lock().rearm_all(&mut dropped);
+                        drop(std::mem::take(&mut dropped));
+                        signalled = Self::poll(py, &mut poller, timeout)?;
+                    }
                 }
-                Err(e) => return Err(e.into()),
+                PollPlan::Skip => {} // handled above
             }
             let mut reactor = self.lock();
             self.shared
                 .inbox
                 .drain_into(&mut CallbackSink(&mut reactor));
-            reactor.collect(events, monotonic_now())
-        } else {
-            // Busy with callbacks and polled moments ago: only the timers are due for
-            // a look, at the time just read.
-            events.clear();
-            let collected = reactor.collect(events, now);
-            drop(reactor);
-            collected
+            let collected = reactor.collect(&poller.events, monotonic_now());
+            (collected, reactor.pop())
         };
         drop(poller);
         if collected.signalled || signalled {
             self.drain_signal_socket();
             // Runs Python's signal handlers; a KeyboardInterrupt leaves start(), and
             // the collected work stays queued for the next start().
-            py.check_signals()?;
+            if let Err(err) = py.check_signals() {
+                if let Some(item) = first {
+                    self.lock().push_front(item);
+                }
+                return Err(err);
+            }
         }
         // Items are popped one at a time: if one raises KeyboardInterrupt, the rest
         // are still queued and run exactly once, on the next start().
         for _ in 0..collected.run {
-            let Some(item) = self.lock().pop() else { break };
+            let Some(item) = first.take().or_else(|| self.lock().pop()) else {
+                break;
+            };
             self.run_item(slf, item)?;
         }
         Ok(())
@@ -269,9 +318,9 @@ impl Loop {
                     return Ok(());
                 };
                 let outcome = func.bind(py).call1((fileobj.bind(py), delivered.bits()));
-                // Re-arm whatever the handler did, so the fd is never left deaf.
-                let stale = self.lock().rearm(token);
-                drop(stale);
+                // Whatever the handler did, the fd owes a re-arm, so it is never left
+                // deaf while still ready.
+                self.lock().dispatched(token);
                 match outcome {
                     Ok(result) => self.after_tornado_call(slf, &result),
                     Err(err) => self.fail(slf, err, func.bind(py)),
@@ -488,6 +537,39 @@ impl Loop {
         self.schedule_timer(deadline, cb)
     }
 
+    /// Runs ``callback(*args, **kwargs)`` after ``delay`` seconds (Tornado's
+    /// ``IOLoop.call_later``); returns a handle for ``remove_timeout``.
+    ///
+    /// A lone ``context=`` keyword holding a ``contextvars.Context`` is asyncio's,
+    /// honoured so that asyncio code can use this loop too.
+    #[pyo3(signature = (delay, callback, *args, **kwargs))]
+    fn _tornado_call_later(
+        &self,
+        delay: f64,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<TimerHandle> {
+        self.check_open()?;
+        let deadline = deadline_after(monotonic_now(), delay).map_err(errors::time_error)?;
+        self.schedule_tornado(deadline, callback, args, kwargs, "call_later")
+    }
+
+    /// Runs ``callback(*args, **kwargs)`` at the loop time ``when`` (Tornado's
+    /// ``IOLoop.call_at``); returns a handle for ``remove_timeout``.
+    #[pyo3(signature = (when, callback, *args, **kwargs))]
+    fn _tornado_call_at(
+        &self,
+        when: f64,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<TimerHandle> {
+        self.check_open()?;
+        let deadline = deadline_at(when).map_err(errors::time_error)?;
+        self.schedule_tornado(deadline, callback, args, kwargs, "call_at")
+    }
+
     /// Cancels a pending timeout. Removing one that already ran does nothing.
     fn remove_timeout(&self, timeout: &Bound<'_, PyAny>) -> PyResult<()> {
         let handle =
@@ -640,7 +722,7 @@ impl Loop {
     }
 
     /// Sizes of the engine's queues, for tests and diagnostics: `ready`, `timers`
-    /// (live), `timer_heap` (entries, cancelled included) and `handlers`.
+    /// (live), `timer_heap` (entries, cancelled included), `handlers` and `polls`.
     fn _stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let stats = PyDict::new(py);
         let counts = {
@@ -650,6 +732,7 @@ impl Loop {
                 ("timers", reactor.timers.len()),
                 ("timer_heap", reactor.timers.heap_len()),
                 ("handlers", reactor.fds.len()),
+                ("polls", reactor.polls() as usize),
             ]
         };
         for (k, v) in counts {

@@ -1,17 +1,15 @@
 //! A cheap identity for the current thread, to tell the loop's thread from others.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 /// No thread has this id: the loop is not running.
 pub(crate) const NO_THREAD: u64 = 0;
 
-static NEXT: AtomicU64 = AtomicU64::new(1);
-
-thread_local! {
-    static CURRENT: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
-}
-
 /// The current thread's id (never [`NO_THREAD`]).
+///
+/// `pthread_self` reads the thread pointer directly, where a Rust `thread_local!`
+/// in a shared library goes through `__tls_get_addr` on every call.
 pub(crate) fn current() -> u64 {
-    CURRENT.with(|id| *id)
+    // SAFETY: pthread_self has no preconditions and cannot fail.
+    let id = unsafe { libc::pthread_self() };
+    // On Linux a pthread_t is the address of the thread's control block: never 0.
+    id as u64
 }
