@@ -78,7 +78,7 @@ class Face:
             self.cancel = self.loop.remove_timeout
             self.run = self.loop.start
             self.reader = lambda sock, cb: self.loop.add_handler(sock, cb, 1)
-            self.close = lambda: self.loop.close()
+            self.close = self.loop.close
         else:
             self.soon = self.loop.call_soon
             self.threadsafe = self.loop.call_soon_threadsafe
@@ -254,6 +254,9 @@ def main() -> int:
         result = measure(args.workload, args.loop, args.n)
     except Unavailable as e:
         print(json.dumps({"skipped": str(e)}))
+        return 0
+    except NotImplementedError:
+        print(json.dumps({"skipped": f"{args.loop} does not implement this API yet"}))
         return 0
     print(json.dumps(result))
     return 0

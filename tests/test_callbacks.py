@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 import pytest
+
 from mioloop import IOLoop
 
 from .conftest import LogCapture, run_for

@@ -12,6 +12,7 @@ import textwrap
 import weakref
 
 import pytest
+
 from mioloop import EventLoop, IOLoop
 
 from .conftest import run_until
@@ -99,7 +100,6 @@ def test_exit_without_closing_the_loop_prints_nothing() -> None:
     assert result.stdout == "queued\n"
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 def test_child_after_fork_gets_a_clear_error_and_the_parent_keeps_working(io_loop: IOLoop) -> None:
     a, b = socket.socketpair()
     got = []

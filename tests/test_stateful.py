@@ -9,6 +9,7 @@ import socket
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, given, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
 from mioloop import IOLoop
 
 SETTINGS = settings(

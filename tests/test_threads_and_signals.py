@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+
 from mioloop import IOLoop
 
 from .conftest import run_for

@@ -10,6 +10,7 @@ import time
 import weakref
 
 import pytest
+
 from mioloop import IOLoop
 
 from .conftest import run_for

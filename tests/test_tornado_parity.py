@@ -7,10 +7,10 @@ import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import mioloop
 import pytest
+import tornado.ioloop as tornado_ioloop
 
-tornado_ioloop = pytest.importorskip("tornado.ioloop")
+import mioloop
 
 
 @pytest.fixture(params=["tornado", "mioloop"])
