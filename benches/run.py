@@ -1,13 +1,17 @@
-"""Runs the micro workloads side by side and prints a table of ratios.
+"""Runs the benchmark suites side by side and prints tables of ratios.
 
-Each measurement runs in a fresh process; the loops are interleaved (A B C A B C ...)
-and repeated; the table shows the median, the min-max, and the ratio of medians to
-asyncio and to uvloop measured in the same invocation::
+Every measurement runs in a fresh process; the peers are interleaved (A B C A B C ...)
+and repeated; tables show the median, the min-max, and the ratio of medians to asyncio
+and to uvloop measured in the same invocation::
 
-    python benches/run.py --quick          # about two minutes
-    python benches/run.py                  # full sizes, 5 repeats
+    python benches/run.py --quick                 # every suite, about two minutes
+    python benches/run.py                         # full sizes and repeats
+    python benches/run.py --suite echo --repeat 5
 
-Results go to ``benches/results/micro.json`` and ``benches/results/micro.md``.
+Suites: ``micro`` (BENCHMARKS.md workloads 1-4, with the Rust-native ceiling and the
+Python call floors), ``echo`` (5: TCP echo through the Rust load generator) and
+``http`` (6: a Tornado "hello world" under each loop). Results go to
+``benches/results/`` as ``results.json``, ``results.md`` and ``chart.png``.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import argparse
 import json
 import os
 import platform
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -24,15 +30,47 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+NATIVE = HERE / "native"
+NATIVE_BIN = NATIVE / "target" / "release"
 sys.path.insert(0, str(HERE))
 
 from workloads import LOOPS, WORKLOADS  # noqa: E402
 
-RESULTS = HERE / "results"
+MICRO_PEERS = [*LOOPS, "rust-native", "floor-call", "floor-link"]
+ECHO_PEERS = ["mioloop", "asyncio", "uvloop", "rloop", "tornado-asyncio", "tornado-uvloop", "node", "rust-native"]
+HTTP_PEERS = ["mioloop", "asyncio", "uvloop", "rloop"]
+ECHO_SIZES = [1024, 10 * 1024, 100 * 1024]
 
 
-def run_one(workload: str, loop: str, n: int, timeout: float) -> dict[str, Any]:
-    cmd = [sys.executable, str(HERE / "workloads.py"), workload, loop, "--n", str(n)]
+class Progress:
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.started = total, 0, time.monotonic()
+
+    def step(self, what: str) -> None:
+        self.done += 1
+        end = "\r" if sys.stderr.isatty() else "\n"
+        elapsed = time.monotonic() - self.started
+        print(f"[{self.done}/{self.total}] {what:<48} {elapsed:5.0f} s", end=end, file=sys.stderr, flush=True)
+
+
+def build_native() -> str | None:
+    """Builds the load generator and the Rust-native tools; returns why not, if not."""
+    if shutil.which("cargo") is None:
+        return "cargo is not installed"
+    print("building benches/native (release) ...", file=sys.stderr, flush=True)
+    proc = subprocess.run(
+        ["cargo", "build", "--release", "--quiet", "--manifest-path", str(NATIVE / "Cargo.toml")],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        return "cargo build failed: " + proc.stderr.strip().splitlines()[-1]
+    return None
+
+
+def run_json(cmd: list[str], timeout: float) -> dict[str, Any]:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -43,106 +81,326 @@ def run_one(workload: str, loop: str, n: int, timeout: float) -> dict[str, Any]:
     return json.loads(proc.stdout)
 
 
-def summarize(rates: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(rates), "min": min(rates), "max": max(rates)}
+def summarize(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+# Micro workloads
+
+
+def micro_cmd(workload: str, peer: str, n: int) -> list[str] | str:
+    if peer == "rust-native":
+        return [str(NATIVE_BIN / "native-micro"), workload, "--n", str(n)]
+    if peer.startswith("floor-"):
+        if not workload.startswith("callbacks"):
+            return "the call floors apply to the callback workloads"
+        return [sys.executable, str(HERE / "floors.py"), peer, "--n", str(n), "--workload", workload]
+    return [sys.executable, str(HERE / "workloads.py"), workload, peer, "--n", str(n)]
+
+
+def run_micro(args: argparse.Namespace, progress: Progress, native_error: str | None) -> dict[str, Any]:
+    scale = 0.2 if args.quick else 1.0
+    out: dict[str, Any] = {}
+    for workload in args.workloads:
+        n = max(1000, int(WORKLOADS[workload][1] * scale))
+        samples: dict[str, list[dict[str, Any]]] = {p: [] for p in args.micro_peers}
+        skipped: dict[str, str] = {}
+        if native_error and "rust-native" in samples:
+            skipped["rust-native"] = native_error
+        for _ in range(args.repeat):
+            for peer in args.micro_peers:
+                progress.step(f"micro {workload} {peer}")
+                if peer in skipped:
+                    continue
+                cmd = micro_cmd(workload, peer, n)
+                result = {"skipped": cmd} if isinstance(cmd, str) else run_json(cmd, timeout=180)
+                if "skipped" in result or "error" in result:
+                    skipped[peer] = result.get("skipped") or result["error"]
+                else:
+                    samples[peer].append(result)
+        cells: dict[str, Any] = {}
+        for peer in args.micro_peers:
+            if peer in skipped:
+                cells[peer] = {"skipped": skipped[peer]}
+            elif samples[peer]:
+                cell = summarize([s["rate"] for s in samples[peer]])
+                cell["maxrss_kib"] = statistics.median(s["maxrss_kib"] for s in samples[peer])
+                cell.update(n=n, unit=samples[peer][0]["unit"])
+                cells[peer] = cell
+        out[workload] = cells
+    return out
+
+
+# Servers under the load generator
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(cmd: list[str]) -> tuple[subprocess.Popen[str] | None, str]:
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if line == "ready":
+        return proc, ""
+    proc.kill()
+    _, err = proc.communicate()
+    reason = line[len("skip: "):] if line.startswith("skip: ") else (err.strip().splitlines() or ["no output"])[-1]
+    return None, reason
+
+
+def stop_server(proc: subprocess.Popen[str]) -> None:
+    proc.kill()
+    proc.communicate()
+
+
+def server_cmd(suite: str, peer: str, port: int) -> list[str] | str:
+    if suite == "http":
+        return [sys.executable, str(HERE / "servers" / "http_server.py"), peer, str(port)]
+    if peer == "node":
+        node = shutil.which("node")
+        return [node, str(HERE / "servers" / "echo_server.js"), str(port)] if node else "node is not installed"
+    if peer == "rust-native":
+        return [str(NATIVE_BIN / "native-echo"), str(port)]
+    return [sys.executable, str(HERE / "servers" / "echo_server.py"), peer, str(port)]
+
+
+def run_load(suite: str, peer: str, size: int, duration: float) -> dict[str, Any]:
+    port = free_port()
+    cmd = server_cmd(suite, peer, port)
+    if isinstance(cmd, str):
+        return {"skipped": cmd}
+    proc, reason = start_server(cmd)
+    if proc is None:
+        return {"skipped": reason}
+    try:
+        load = [str(NATIVE_BIN / "loadgen"), "--port", str(port), "--conns", "10", "--size", str(size),
+                "--duration", str(duration), "--server-pid", str(proc.pid)]
+        if suite == "http":
+            load.append("--http")
+        return run_json(load, timeout=duration + 60)
+    finally:
+        stop_server(proc)
+
+
+def run_servers(suite: str, peers: list[str], sizes: list[int], args: argparse.Namespace, progress: Progress,
+                native_error: str | None) -> dict[str, Any]:
+    duration = 1.0 if args.quick else 4.0
+    out: dict[str, Any] = {}
+    for size in sizes:
+        samples: dict[str, list[dict[str, Any]]] = {p: [] for p in peers}
+        skipped: dict[str, str] = {}
+        if native_error:
+            skipped.update({p: "load generator: " + native_error for p in peers})
+        for _ in range(args.repeat):
+            for peer in peers:
+                progress.step(f"{suite} {size // 1024} KiB {peer}")
+                if peer in skipped:
+                    continue
+                result = run_load(suite, peer, size, duration)
+                if "skipped" in result or "error" in result:
+                    skipped[peer] = result.get("skipped") or result["error"]
+                else:
+                    samples[peer].append(result)
+        cells: dict[str, Any] = {}
+        for peer in peers:
+            if peer in skipped:
+                cells[peer] = {"skipped": skipped[peer]}
+            elif samples[peer]:
+                runs = samples[peer]
+                cell = summarize([r["rps"] for r in runs])
+                cell["mib_s"] = statistics.median(r["mib_s"] for r in runs)
+                cell["p50_us"] = statistics.median(r["p50_us"] for r in runs)
+                cell["p99_us"] = statistics.median(r["p99_us"] for r in runs)
+                cell["client_cpu_share"] = statistics.median(r["client_cpu_s"] / r["seconds"] for r in runs)
+                per_k = [1000 * r["server_cpu_s"] / r["requests"] for r in runs if r["server_cpu_s"] is not None]
+                cell["server_cpu_ms_per_1k"] = 1000 * statistics.median(per_k) if per_k else None
+                cells[peer] = cell
+        out[str(size)] = cells
+    return out
+
+
+# Rendering
 
 
 def fmt_rate(x: float) -> str:
     if x >= 1e6:
         return f"{x / 1e6:.2f} M"
     if x >= 1e3:
-        return f"{x / 1e3:.0f} k"
+        return f"{x / 1e3:.1f} k"
     return f"{x:.0f}"
 
 
-def render(results: dict[str, Any]) -> str:
-    loops: list[str] = results["loops"]
+def ratio(value: float, ref: float | None) -> str:
+    return f"{value / ref:.2f}" if ref else "–"
+
+
+def render_micro(micro: dict[str, Any], peers: list[str]) -> list[str]:
     lines = [
-        f"Command: `{results['command']}`  ",
-        f"Machine: {results['machine']}; {results['repeat']} runs per cell, fresh process each, "
-        "loops interleaved; median (min-max); ratios are of medians.",
+        "### Micro workloads (BENCHMARKS.md 1-4)",
         "",
-        "| workload | loop | rate /s | min-max | × asyncio | × uvloop | peak RSS MiB |",
+        "| workload | loop | rate /s | min–max | × asyncio | × uvloop | peak RSS MiB |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for workload, per_loop in results["workloads"].items():
-        ref = {k: per_loop.get(k, {}).get("median") for k in ("asyncio", "uvloop")}
-        for loop in loops:
-            cell = per_loop.get(loop)
+    for workload, cells in micro.items():
+        ref = {k: cells.get(k, {}).get("median") for k in ("asyncio", "uvloop")}
+        for peer in peers:
+            cell = cells.get(peer)
             if cell is None:
                 continue
             if "skipped" in cell:
-                lines.append(f"| {workload} | {loop} | skipped: {cell['skipped']} | | | | |")
+                lines.append(f"| {workload} | {peer} | skipped: {cell['skipped']} | | | | |")
                 continue
-            med = cell["median"]
-            ratios = [f"{med / ref[k]:.2f}" if ref[k] else "–" for k in ("asyncio", "uvloop")]
             lines.append(
-                f"| {workload} | {loop} | {fmt_rate(med)} | {fmt_rate(cell['min'])}–{fmt_rate(cell['max'])}"
-                f" | {ratios[0]} | {ratios[1]} | {cell['maxrss_kib'] / 1024:.0f} |"
+                f"| {workload} | {peer} | {fmt_rate(cell['median'])} | {fmt_rate(cell['min'])}–{fmt_rate(cell['max'])}"
+                f" | {ratio(cell['median'], ref['asyncio'])} | {ratio(cell['median'], ref['uvloop'])}"
+                f" | {cell['maxrss_kib'] / 1024:.0f} |"
             )
-    return "\n".join(lines) + "\n"
+    lines += [
+        "",
+        "`rust-native`: the same engine driven by Rust closures (the ceiling). `floor-call`: native code "
+        "calling a no-op Python function; `floor-link`: the least a chain link costs, one native→Python "
+        "call plus one Python→native call.",
+    ]
+    return lines
+
+
+def render_servers(title: str, data: dict[str, Any], peers: list[str], refs: list[str]) -> list[str]:
+    head = " | ".join(f"× {r}" for r in refs)
+    lines = [
+        title,
+        "",
+        f"| size | server | req/s | min–max | MiB/s | p50 µs | p99 µs | server CPU ms / 1k msg | client CPU | {head} |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + " ---: |" * len(refs),
+    ]
+    for size, cells in data.items():
+        label = f"{int(size) // 1024} KiB" if int(size) else "hello world"
+        ref = {r: cells.get(r, {}).get("median") for r in refs}
+        for peer in peers:
+            cell = cells.get(peer)
+            if cell is None:
+                continue
+            if "skipped" in cell:
+                lines.append(f"| {label} | {peer} | skipped: {cell['skipped']} |" + " |" * (7 + len(refs)))
+                continue
+            cpu = cell["server_cpu_ms_per_1k"]
+            ratios = " | ".join(ratio(cell["median"], ref[r]) for r in refs)
+            lines.append(
+                f"| {label} | {peer} | {fmt_rate(cell['median'])} | {fmt_rate(cell['min'])}–{fmt_rate(cell['max'])}"
+                f" | {cell['mib_s']:.1f} | {cell['p50_us']:.0f} | {cell['p99_us']:.0f}"
+                f" | {cpu:.1f} | {100 * cell['client_cpu_share']:.0f}% | {ratios} |"
+                if cpu is not None
+                else f"| {label} | {peer} | {fmt_rate(cell['median'])} | | | | | | | {ratios} |"
+            )
+    return lines
+
+
+def render(results: dict[str, Any]) -> str:
+    lines = [
+        f"Command: `{results['command']}`  ",
+        f"Machine: {results['machine']}. {results['repeat']} run(s) per cell, each in a fresh process, "
+        "peers interleaved; median and min–max; ratios are of medians from this run.",
+        "",
+    ]
+    if "micro" in results:
+        lines += render_micro(results["micro"], results["micro_peers"]) + [""]
+    if "echo" in results:
+        lines += render_servers(
+            "### TCP echo (BENCHMARKS.md 5): 10 connections, Rust load generator",
+            results["echo"], ECHO_PEERS, ["asyncio", "uvloop", "tornado-uvloop"],
+        ) + [
+            "",
+            "`client CPU`: the load generator's share of one core; `server CPU ms / 1k msg` separates "
+            "the servers once the client's core is saturated.",
+            "",
+        ]
+    if "http" in results:
+        lines += render_servers(
+            "### Tornado HTTP (BENCHMARKS.md 6): hello world, keep-alive, 10 connections",
+            results["http"], HTTP_PEERS, ["asyncio", "uvloop"],
+        ) + [""]
+    return "\n".join(lines)
+
+
+def chart(results: dict[str, Any], path: Path) -> str | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed"
+    panels = [k for k in ("micro", "echo", "http") if k in results]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(12, 4.2 * len(panels)), squeeze=False)
+    for ax, panel in zip(axes[:, 0], panels, strict=True):
+        data = results[panel]
+        groups = list(data)
+        peers = [p for p in (results["micro_peers"] if panel == "micro" else ECHO_PEERS if panel == "echo"
+                             else HTTP_PEERS) if any("median" in data[g].get(p, {}) for g in groups)]
+        width = 0.8 / max(1, len(peers))
+        for i, peer in enumerate(peers):
+            xs, ys = [], []
+            for j, group in enumerate(groups):
+                base = data[group].get("asyncio", {}).get("median")
+                cell = data[group].get(peer, {})
+                if base and "median" in cell:
+                    xs.append(j + i * width)
+                    ys.append(cell["median"] / base)
+            ax.bar(xs, ys, width, label=peer)
+        labels = groups if panel == "micro" else [f"{int(g) // 1024} KiB" if int(g) else "hello" for g in groups]
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(groups))], labels)
+        ax.set_yscale("log")
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_ylabel("× asyncio (log)")
+        ax.set_title({"micro": "Micro workloads", "echo": "TCP echo, req/s", "http": "Tornado HTTP, req/s"}[panel])
+        ax.legend(fontsize=7, ncol=4)
+    fig.suptitle(f"mioloop benchmarks — {results['machine']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, 3 repeats (~2 min)")
+    parser.add_argument("--quick", action="store_true", help="small sizes, one run per cell (~2 min)")
     parser.add_argument("--repeat", type=int, default=None)
-    parser.add_argument("--loops", nargs="+", default=LOOPS, choices=LOOPS)
+    parser.add_argument("--suite", nargs="+", default=["micro", "echo", "http"], choices=["micro", "echo", "http"])
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
+    parser.add_argument("--micro-peers", nargs="+", default=MICRO_PEERS, choices=MICRO_PEERS)
     args = parser.parse_args()
-    repeat = args.repeat or (3 if args.quick else 5)
-    scale = 0.2 if args.quick else 1.0
-    command = "python benches/run.py " + " ".join(sys.argv[1:])
+    args.repeat = args.repeat or (1 if args.quick else 3)
+    native_error = build_native()
     results: dict[str, Any] = {
-        "command": command.strip(),
+        "command": ("python benches/run.py " + " ".join(sys.argv[1:])).strip(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}, "
         f"CPython {platform.python_version()}",
-        "repeat": repeat,
-        "loops": args.loops,
-        "workloads": {},
+        "repeat": args.repeat,
+        "micro_peers": args.micro_peers,
     }
-    total = len(args.workloads) * repeat * len(args.loops)
-    done = 0
-    started = time.monotonic()
-    for workload in args.workloads:
-        n = max(1000, int(WORKLOADS[workload][1] * scale))
-        samples: dict[str, list[dict[str, Any]]] = {loop: [] for loop in args.loops}
-        skipped: dict[str, str] = {}
-        for _ in range(repeat):
-            for loop in args.loops:
-                done += 1
-                if loop in skipped:
-                    continue
-                result = run_one(workload, loop, n, timeout=120)
-                if "skipped" in result or "error" in result:
-                    skipped[loop] = result.get("skipped") or result["error"]
-                else:
-                    samples[loop].append(result)
-                elapsed = time.monotonic() - started
-                end = "\r" if sys.stderr.isatty() else "\n"
-                print(
-                    f"[{done}/{total}] {workload:<17} {loop:<16} {elapsed:5.0f} s",
-                    end=end,
-                    file=sys.stderr,
-                    flush=True,
-                )
-        per_loop: dict[str, Any] = {}
-        for loop in args.loops:
-            if loop in skipped:
-                per_loop[loop] = {"skipped": skipped[loop]}
-            elif samples[loop]:
-                cell = summarize([s["rate"] for s in samples[loop]])
-                cell["maxrss_kib"] = statistics.median(s["maxrss_kib"] for s in samples[loop])
-                cell["n"] = n
-                cell["unit"] = samples[loop][0]["unit"]
-                per_loop[loop] = cell
-        results["workloads"][workload] = per_loop
+    total = args.repeat * (
+        ("micro" in args.suite) * len(args.workloads) * len(args.micro_peers)
+        + ("echo" in args.suite) * len(ECHO_SIZES) * len(ECHO_PEERS)
+        + ("http" in args.suite) * len(HTTP_PEERS)
+    )
+    progress = Progress(total)
+    if "micro" in args.suite:
+        results["micro"] = run_micro(args, progress, native_error)
+    if "echo" in args.suite:
+        results["echo"] = run_servers("echo", ECHO_PEERS, ECHO_SIZES, args, progress, native_error)
+    if "http" in args.suite:
+        results["http"] = run_servers("http", HTTP_PEERS, [0], args, progress, native_error)
     print(file=sys.stderr)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "micro.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     table = render(results)
-    (RESULTS / "micro.md").write_text(table)
+    (RESULTS / "results.md").write_text(table)
+    problem = chart(results, RESULTS / "chart.png")
     print(table)
+    print(f"\nWrote {RESULTS / 'results.json'}, results.md" + (f"; no chart: {problem}" if problem else ", chart.png"))
     return 0
 
 

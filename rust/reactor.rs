@@ -68,6 +68,10 @@ pub enum PollPlan {
     TryThenBlock(Duration),
 }
 
+/// While callbacks keep the loop busy and no timer is pending, the clock is read
+/// once per this many items run: only the poll pacing needs it then.
+const ITEMS_PER_CLOCK_READ: u32 = 16;
+
 /// A handler whose fd is still ready is called again within this many polls even
 /// while other fds keep the loop busy.
 const REARM_AFTER_POLLS: u64 = 2;
@@ -106,6 +110,10 @@ pub struct Reactor<C, H> {
     registry: Registry,
     polls: u64,
     pacer: PollPacer,
+    /// The clock at its last reading.
+    now: Nanos,
+    /// Items popped since the clock was last read.
+    popped_since_clock: u32,
     ready: VecDeque<Ready<C>>,
     /// Timers.
     pub timers: TimerHeap<C>,
@@ -120,6 +128,8 @@ impl<C, H> Reactor<C, H> {
             registry,
             polls: 0,
             pacer: PollPacer::default(),
+            now: 0,
+            popped_since_clock: 0,
             ready: VecDeque::new(),
             timers: TimerHeap::new(),
             fds: FdTable::new(),
@@ -188,8 +198,21 @@ impl<C, H> Reactor<C, H> {
 
     /// Decides how to poll this iteration, re-arming the registrations whose debt
     /// is old enough that waiting longer could starve them. Handlers of fds closed
-    /// meanwhile are pushed on `dropped`.
-    pub fn prepare_poll(&mut self, now: Nanos, dropped: &mut Vec<H>) -> PollPlan {
+    /// meanwhile are pushed on `dropped`. `clock` is read unless the loop is busy with
+    /// callbacks, no timer is pending and few items ran since the last reading
+    /// (see [`Reactor::now`]).
+    pub fn prepare_poll(
+        &mut self,
+        clock: impl FnOnce() -> Nanos,
+        dropped: &mut Vec<H>,
+    ) -> PollPlan {
+        if !self.ready.is_empty()
+            && self.timers.is_empty()
+            && self.popped_since_clock < ITEMS_PER_CLOCK_READ
+        {
+            return PollPlan::Skip;
+        }
+        let now = self.read_clock(clock);
         let timeout = self.poll_timeout(now);
         if !self.pacer.should_poll(timeout, now) {
             return PollPlan::Skip;
@@ -202,6 +225,19 @@ impl<C, H> Reactor<C, H> {
         } else {
             PollPlan::TryThenBlock(timeout)
         }
+    }
+
+    /// Reads the clock and remembers the reading.
+    pub fn read_clock(&mut self, clock: impl FnOnce() -> Nanos) -> Nanos {
+        self.now = clock();
+        self.popped_since_clock = 0;
+        self.now
+    }
+
+    /// The clock at its last reading: never later than the real time, so timers
+    /// collected at this time never fire early.
+    pub fn now(&self) -> Nanos {
+        self.now
     }
 
     /// Re-arms every registration that owes it (before a blocking poll).
@@ -235,6 +271,7 @@ impl<C, H> Reactor<C, H> {
 
     /// The next queued item.
     pub fn pop(&mut self) -> Option<Ready<C>> {
+        self.popped_since_clock = self.popped_since_clock.saturating_add(1);
         self.ready.pop_front()
     }
 

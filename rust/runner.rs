@@ -177,7 +177,8 @@ impl EventLoop {
     pub fn run_once(&mut self) -> io::Result<()> {
         self.inbox.drain_into(&mut RemoteSink(&mut self.reactor));
         let mut dropped = Vec::new();
-        match self.reactor.prepare_poll(monotonic_now(), &mut dropped) {
+        let plan = self.reactor.prepare_poll(monotonic_now, &mut dropped);
+        match plan {
             PollPlan::Skip => self.events.clear(),
             PollPlan::Poll(timeout) => self.poll(timeout)?,
             PollPlan::TryThenBlock(timeout) => {
@@ -189,7 +190,11 @@ impl EventLoop {
             }
         }
         self.inbox.drain_into(&mut RemoteSink(&mut self.reactor));
-        let collected = self.reactor.collect(&self.events, monotonic_now());
+        let now = match plan {
+            PollPlan::Skip => self.reactor.now(),
+            _ => self.reactor.read_clock(monotonic_now),
+        };
+        let collected = self.reactor.collect(&self.events, now);
         for _ in 0..collected.run {
             let Some(item) = self.reactor.pop() else {
                 break;

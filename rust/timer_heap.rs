@@ -132,7 +132,9 @@ impl<T> TimerHeap<T> {
                 }
             }
             None => {
-                let slot = u32::try_from(self.slots.len()).expect("more than 2^32 timers");
+                // 2^32 live timers would need hundreds of GiB first; saturate the
+                // index rather than panic (the key then fails every lookup).
+                let slot = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
                 self.slots.push(Slot {
                     generation: 0,
                     state: SlotState::Scheduled(value),
@@ -190,15 +192,17 @@ impl<T> TimerHeap<T> {
     /// `None` if it was cancelled since.
     pub fn take(&mut self, key: TimerKey) -> Option<T> {
         let slot = self.slot_mut(key)?;
-        if !matches!(slot.state, SlotState::Due(_)) {
-            return None;
+        match std::mem::replace(&mut slot.state, SlotState::Free) {
+            SlotState::Due(value) => {
+                self.live -= 1;
+                self.release(key.slot);
+                Some(value)
+            }
+            other => {
+                slot.state = other;
+                None
+            }
         }
-        let SlotState::Due(value) = std::mem::replace(&mut slot.state, SlotState::Free) else {
-            unreachable!()
-        };
-        self.live -= 1;
-        self.release(key.slot);
-        Some(value)
     }
 
     /// Drops cancelled entries from the top of the heap.
@@ -230,11 +234,11 @@ impl<T> TimerHeap<T> {
         }
         self.heap.pop();
         let slot = &mut self.slots[top.key.slot as usize];
-        let SlotState::Scheduled(value) = std::mem::replace(&mut slot.state, SlotState::Free)
-        else {
-            unreachable!("a live heap entry points to a scheduled slot")
+        // After skip_dead, the top entry's slot is scheduled: it becomes due.
+        slot.state = match std::mem::replace(&mut slot.state, SlotState::Free) {
+            SlotState::Scheduled(value) => SlotState::Due(value),
+            other => other,
         };
-        slot.state = SlotState::Due(value);
         Some(top.key)
     }
 

@@ -236,18 +236,18 @@ impl Loop {
     fn run_once(&self, slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let mut poller = self.poller.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = monotonic_now();
         let mut dropped = Vec::new();
         let mut reactor = self.lock();
         self.shared
             .inbox
             .drain_into(&mut CallbackSink(&mut reactor));
-        let plan = reactor.prepare_poll(now, &mut dropped);
+        let plan = reactor.prepare_poll(monotonic_now, &mut dropped);
         let mut signalled = false;
         let (collected, mut first) = if plan == PollPlan::Skip {
             // Busy with callbacks and polled moments ago: only the timers are due
-            // for a look, at the time just read.
+            // for a look, at the last clock reading.
             poller.events.clear();
+            let now = reactor.now();
             let collected = reactor.collect(&poller.events, now);
             let first = reactor.pop();
             drop(reactor);
@@ -272,7 +272,8 @@ impl Loop {
             self.shared
                 .inbox
                 .drain_into(&mut CallbackSink(&mut reactor));
-            let collected = reactor.collect(&poller.events, monotonic_now());
+            let now = reactor.read_clock(monotonic_now);
+            let collected = reactor.collect(&poller.events, now);
             (collected, reactor.pop())
         };
         drop(poller);

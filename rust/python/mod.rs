@@ -13,10 +13,22 @@ mod thread_id;
 
 use pyo3::prelude::*;
 
+/// Calls ``func()`` ``n`` times from native code and returns the seconds it took:
+/// the floor of what running a Python callback costs (``benches/floors.py``).
+#[pyfunction]
+fn _bench_calls(func: &Bound<'_, PyAny>, n: u64) -> PyResult<f64> {
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        func.call0()?;
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
 /// The native core of mioloop.
 #[pymodule(gil_used = true)]
 fn _mioloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<event_loop::Loop>()?;
+    m.add_function(wrap_pyfunction!(_bench_calls, m)?)?;
     m.add_class::<handles::Handle>()?;
     m.add_class::<handles::TimerHandle>()?;
     m.add("READ", crate::IoEvents::READ.bits())?;

@@ -1,0 +1,142 @@
+"""TCP echo servers for the echo workload, one per loop; each echoes every read back.
+
+    python benches/servers/echo_server.py KIND PORT
+
+Prints ``ready`` once listening; with a ``skip: reason`` line and exit code 3 if the
+loop's package is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+
+KINDS = ["mioloop", "asyncio", "uvloop", "rloop", "tornado-asyncio", "tornado-uvloop"]
+READ_SIZE = 256 * 1024
+
+
+def serve_mioloop(port: int) -> None:
+    """Tornado style: ``add_handler`` and non-blocking sockets."""
+    from mioloop import IOLoop
+
+    io_loop = IOLoop()
+    pending: dict[socket.socket, bytes] = {}
+
+    def on_client(conn: socket.socket, events: int) -> None:
+        try:
+            if events & IOLoop.WRITE:
+                data = pending.pop(conn)
+            else:
+                data = conn.recv(READ_SIZE)
+                if not data:
+                    raise ConnectionResetError
+            sent = conn.send(data)
+        except BlockingIOError:
+            return
+        except OSError:
+            io_loop.remove_handler(conn)
+            conn.close()
+            return
+        if sent < len(data):
+            pending[conn] = data[sent:]
+            io_loop.update_handler(conn, IOLoop.WRITE)
+        elif events & IOLoop.WRITE:
+            io_loop.update_handler(conn, IOLoop.READ)
+
+    def on_accept(sock: socket.socket, events: int) -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except BlockingIOError:
+                return
+            conn.setblocking(False)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            io_loop.add_handler(conn, on_client, IOLoop.READ)
+
+    server = socket.create_server(("127.0.0.1", port), backlog=128)
+    server.setblocking(False)
+    io_loop.add_handler(server, on_accept, IOLoop.READ)
+    print("ready", flush=True)
+    io_loop.start()
+
+
+class EchoProtocol(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)  # type: ignore[attr-defined]
+
+
+def serve_protocol(loop: asyncio.AbstractEventLoop, port: int) -> None:
+    """asyncio style: a Protocol whose ``data_received`` writes the data back."""
+    asyncio.set_event_loop(loop)
+    server = loop.run_until_complete(loop.create_server(EchoProtocol, "127.0.0.1", port))
+    print("ready", flush=True)
+    try:
+        loop.run_forever()
+    finally:
+        server.close()
+
+
+def serve_tornado(port: int) -> None:
+    """Tornado 6: ``TCPServer`` and ``IOStream``."""
+    from tornado.iostream import StreamClosedError
+    from tornado.tcpserver import TCPServer
+
+    class EchoServer(TCPServer):
+        async def handle_stream(self, stream, address):  # type: ignore[no-untyped-def]
+            stream.set_nodelay(True)
+            try:
+                while True:
+                    data = await stream.read_bytes(READ_SIZE, partial=True)
+                    await stream.write(data)
+            except StreamClosedError:
+                pass
+
+    async def main() -> None:
+        EchoServer().listen(port, "127.0.0.1")
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.get_event_loop().run_until_complete(main())
+
+
+def main() -> int:
+    kind, port = sys.argv[1], int(sys.argv[2])
+    try:
+        if kind == "mioloop":
+            serve_mioloop(port)
+        elif kind == "asyncio":
+            serve_protocol(asyncio.SelectorEventLoop(), port)
+        elif kind == "uvloop":
+            import uvloop
+
+            serve_protocol(uvloop.new_event_loop(), port)
+        elif kind == "rloop":
+            import rloop
+
+            serve_protocol(rloop.new_event_loop(), port)
+        elif kind in ("tornado-asyncio", "tornado-uvloop"):
+            if kind == "tornado-uvloop":
+                import uvloop
+
+                asyncio.set_event_loop(uvloop.new_event_loop())
+            else:
+                asyncio.set_event_loop(asyncio.SelectorEventLoop())
+            serve_tornado(port)
+        else:
+            print(f"skip: unknown kind {kind}", flush=True)
+            return 3
+    except ImportError as e:
+        print(f"skip: {e}", flush=True)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
