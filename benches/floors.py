@@ -38,14 +38,18 @@ def main() -> int:
             native()
 
     seconds = _mioloop._bench_calls(func, args.n)
-    print(json.dumps({
-        "workload": args.workload,
-        "loop": args.floor,
-        "n": args.n,
-        "rate": args.n / seconds,
-        "unit": "calls/s",
-        "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-    }))
+    print(
+        json.dumps(
+            {
+                "workload": args.workload,
+                "loop": args.floor,
+                "n": args.n,
+                "rate": args.n / seconds,
+                "unit": "calls/s",
+                "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            }
+        )
+    )
     return 0
 
 

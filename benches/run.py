@@ -39,9 +39,19 @@ sys.path.insert(0, str(HERE))
 from workloads import LOOPS, WORKLOADS  # noqa: E402
 
 MICRO_PEERS = [*LOOPS, "rust-native", "floor-call", "floor-link"]
-ECHO_PEERS = ["mioloop", "asyncio", "uvloop", "rloop", "tornado-asyncio", "tornado-uvloop", "node", "rust-native"]
+ECHO_PEERS = [
+    "mioloop",
+    "asyncio",
+    "uvloop",
+    "rloop",
+    "tornado-asyncio",
+    "tornado-uvloop",
+    "node",
+    "rust-native",
+]
 HTTP_PEERS = ["mioloop", "asyncio", "uvloop", "rloop"]
 ECHO_SIZES = [1024, 10 * 1024, 100 * 1024]
+HTTP_SIZE = 1  # a key for the results; the HTTP request is a fixed GET
 
 
 class Progress:
@@ -148,7 +158,7 @@ def start_server(cmd: list[str]) -> tuple[subprocess.Popen[str] | None, str]:
         return proc, ""
     proc.kill()
     _, err = proc.communicate()
-    reason = line[len("skip: "):] if line.startswith("skip: ") else (err.strip().splitlines() or ["no output"])[-1]
+    reason = line[len("skip: ") :] if line.startswith("skip: ") else (err.strip().splitlines() or ["no output"])[-1]
     return None, reason
 
 
@@ -177,8 +187,19 @@ def run_load(suite: str, peer: str, size: int, duration: float) -> dict[str, Any
     if proc is None:
         return {"skipped": reason}
     try:
-        load = [str(NATIVE_BIN / "loadgen"), "--port", str(port), "--conns", "10", "--size", str(size),
-                "--duration", str(duration), "--server-pid", str(proc.pid)]
+        load = [
+            str(NATIVE_BIN / "loadgen"),
+            "--port",
+            str(port),
+            "--conns",
+            "10",
+            "--size",
+            str(size),
+            "--duration",
+            str(duration),
+            "--server-pid",
+            str(proc.pid),
+        ]
         if suite == "http":
             load.append("--http")
         return run_json(load, timeout=duration + 60)
@@ -186,8 +207,14 @@ def run_load(suite: str, peer: str, size: int, duration: float) -> dict[str, Any
         stop_server(proc)
 
 
-def run_servers(suite: str, peers: list[str], sizes: list[int], args: argparse.Namespace, progress: Progress,
-                native_error: str | None) -> dict[str, Any]:
+def run_servers(
+    suite: str,
+    peers: list[str],
+    sizes: list[int],
+    args: argparse.Namespace,
+    progress: Progress,
+    native_error: str | None,
+) -> dict[str, Any]:
     duration = 1.0 if args.quick else 4.0
     out: dict[str, Any] = {}
     for size in sizes:
@@ -277,7 +304,7 @@ def render_servers(title: str, data: dict[str, Any], peers: list[str], refs: lis
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + " ---: |" * len(refs),
     ]
     for size, cells in data.items():
-        label = f"{int(size) // 1024} KiB" if int(size) else "hello world"
+        label = f"{int(size) // 1024} KiB" if int(size) >= 1024 else "hello world"
         ref = {r: cells.get(r, {}).get("median") for r in refs}
         for peer in peers:
             cell = cells.get(peer)
@@ -310,7 +337,9 @@ def render(results: dict[str, Any]) -> str:
     if "echo" in results:
         lines += render_servers(
             "### TCP echo (BENCHMARKS.md 5): 10 connections, Rust load generator",
-            results["echo"], ECHO_PEERS, ["asyncio", "uvloop", "tornado-uvloop"],
+            results["echo"],
+            ECHO_PEERS,
+            ["asyncio", "uvloop", "tornado-uvloop"],
         ) + [
             "",
             "`client CPU`: the load generator's share of one core; `server CPU ms / 1k msg` separates "
@@ -320,7 +349,9 @@ def render(results: dict[str, Any]) -> str:
     if "http" in results:
         lines += render_servers(
             "### Tornado HTTP (BENCHMARKS.md 6): hello world, keep-alive, 10 connections",
-            results["http"], HTTP_PEERS, ["asyncio", "uvloop"],
+            results["http"],
+            HTTP_PEERS,
+            ["asyncio", "uvloop"],
         ) + [""]
     return "\n".join(lines)
 
@@ -338,8 +369,11 @@ def chart(results: dict[str, Any], path: Path) -> str | None:
     for ax, panel in zip(axes[:, 0], panels, strict=True):
         data = results[panel]
         groups = list(data)
-        peers = [p for p in (results["micro_peers"] if panel == "micro" else ECHO_PEERS if panel == "echo"
-                             else HTTP_PEERS) if any("median" in data[g].get(p, {}) for g in groups)]
+        peers = [
+            p
+            for p in (results["micro_peers"] if panel == "micro" else ECHO_PEERS if panel == "echo" else HTTP_PEERS)
+            if any("median" in data[g].get(p, {}) for g in groups)
+        ]
         width = 0.8 / max(1, len(peers))
         for i, peer in enumerate(peers):
             xs, ys = [], []
@@ -350,13 +384,18 @@ def chart(results: dict[str, Any], path: Path) -> str | None:
                     xs.append(j + i * width)
                     ys.append(cell["median"] / base)
             ax.bar(xs, ys, width, label=peer)
-        labels = groups if panel == "micro" else [f"{int(g) // 1024} KiB" if int(g) else "hello" for g in groups]
+        labels = (
+            groups if panel == "micro" else [f"{int(g) // 1024} KiB" if int(g) >= 1024 else "hello" for g in groups]
+        )
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(groups))], labels)
         ax.set_yscale("log")
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_ylabel("× asyncio (log)")
         ax.set_title({"micro": "Micro workloads", "echo": "TCP echo, req/s", "http": "Tornado HTTP, req/s"}[panel])
-        ax.legend(fontsize=7, ncol=4)
+        if peers:
+            ax.legend(fontsize=7, ncol=4)
+        else:
+            ax.text(0.5, 0.5, "no peer ran", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(f"mioloop benchmarks — {results['machine']}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -366,13 +405,13 @@ def chart(results: dict[str, Any], path: Path) -> str | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, one run per cell (~2 min)")
+    parser.add_argument("--quick", action="store_true", help="small sizes, two runs per cell (~2 min)")
     parser.add_argument("--repeat", type=int, default=None)
     parser.add_argument("--suite", nargs="+", default=["micro", "echo", "http"], choices=["micro", "echo", "http"])
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--micro-peers", nargs="+", default=MICRO_PEERS, choices=MICRO_PEERS)
     args = parser.parse_args()
-    args.repeat = args.repeat or (1 if args.quick else 3)
+    args.repeat = args.repeat or (2 if args.quick else 3)
     native_error = build_native()
     results: dict[str, Any] = {
         "command": ("python benches/run.py " + " ".join(sys.argv[1:])).strip(),
@@ -392,7 +431,8 @@ def main() -> int:
     if "echo" in args.suite:
         results["echo"] = run_servers("echo", ECHO_PEERS, ECHO_SIZES, args, progress, native_error)
     if "http" in args.suite:
-        results["http"] = run_servers("http", HTTP_PEERS, [0], args, progress, native_error)
+        # The size is the loadgen's for echo; in HTTP mode it sends a fixed GET.
+        results["http"] = run_servers("http", HTTP_PEERS, [HTTP_SIZE], args, progress, native_error)
     print(file=sys.stderr)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "results.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -34,9 +34,7 @@ def test_callback_added_by_a_callback_runs_on_the_next_iteration(io_loop: IOLoop
     assert seen == ["first", "second", "third"]
 
 
-def test_exception_in_callback_is_logged_and_the_next_callback_runs(
-    io_loop: IOLoop, app_log: LogCapture
-) -> None:
+def test_exception_in_callback_is_logged_and_the_next_callback_runs(io_loop: IOLoop, app_log: LogCapture) -> None:
     seen = []
 
     def boom() -> None:

@@ -55,9 +55,7 @@ def test_handler_receives_exactly_what_was_registered(io_loop: IOLoop, pair) -> 
     a, b = pair
     received = []
     io_loop.add_handler(a, lambda fd, ev: (received.append(fd), io_loop.remove_handler(fd)), IOLoop.WRITE)
-    io_loop.add_handler(
-        b.fileno(), lambda fd, ev: (received.append(fd), io_loop.remove_handler(fd)), IOLoop.WRITE
-    )
+    io_loop.add_handler(b.fileno(), lambda fd, ev: (received.append(fd), io_loop.remove_handler(fd)), IOLoop.WRITE)
     run_until(io_loop, lambda: len(received) == 2)
     assert received[0] is a or received[1] is a
     assert b.fileno() in received

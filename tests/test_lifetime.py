@@ -92,9 +92,7 @@ def test_exit_without_closing_the_loop_prints_nothing() -> None:
         loop.add_callback(print, "never")
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-X", "dev", "-c", code], capture_output=True, text=True, timeout=30
-    )
+    result = subprocess.run([sys.executable, "-X", "dev", "-c", code], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0
     assert result.stderr == ""
     assert result.stdout == "queued\n"

@@ -63,9 +63,7 @@ def test_wrong_deadline_type_raises_type_error(io_loop: IOLoop) -> None:
 def test_timedelta_deadline_is_relative(io_loop: IOLoop) -> None:
     start = time.monotonic()
     fired = []
-    io_loop.add_timeout(
-        datetime.timedelta(milliseconds=30), lambda: (fired.append(time.monotonic()), io_loop.stop())
-    )
+    io_loop.add_timeout(datetime.timedelta(milliseconds=30), lambda: (fired.append(time.monotonic()), io_loop.stop()))
     io_loop.start()
     assert fired[0] - start >= 0.03
 

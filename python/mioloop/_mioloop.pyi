@@ -104,9 +104,7 @@ class Loop:
     ) -> TimerHandle:
         """Runs ``callback(*args, **kwargs)`` after ``delay`` seconds (Tornado's
         ``IOLoop.call_later``); returns a handle for ``remove_timeout``."""
-    def _tornado_call_at(
-        self, when: float, callback: Callable[..., object], *args: Any, **kwargs: Any
-    ) -> TimerHandle:
+    def _tornado_call_at(self, when: float, callback: Callable[..., object], *args: Any, **kwargs: Any) -> TimerHandle:
         """Runs ``callback(*args, **kwargs)`` at the loop time ``when`` (Tornado's
         ``IOLoop.call_at``); returns a handle for ``remove_timeout``."""
     def remove_timeout(self, timeout: TimerHandle) -> None:

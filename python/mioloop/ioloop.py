@@ -211,8 +211,7 @@ class IOLoop(EventLoop):
                     fut = self.create_future()
                     fut.set_exception(
                         TypeError(
-                            "run_sync() expects a function returning an awaitable or None, "
-                            f"got {type(result).__name__}"
+                            f"run_sync() expects a function returning an awaitable or None, got {type(result).__name__}"
                         )
                     )
             result_future.append(fut)
