@@ -12,11 +12,17 @@ import asyncio
 import concurrent.futures
 import contextvars
 import logging
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
+from ._mioloop import ERROR as _ERROR
+from ._mioloop import READ as _READ
+from ._mioloop import WRITE as _WRITE
 from ._mioloop import Loop
+
+FileDescriptorLike = Any  # an int, or an object with fileno()
 
 _T = TypeVar("_T")
 
@@ -45,6 +51,8 @@ class EventLoop(Loop, asyncio.AbstractEventLoop):  # type: ignore[misc]
     def __init__(self) -> None:
         self._exception_handler: Callable[..., object] | None = None
         self._default_executor: concurrent.futures.Executor | None = None
+        # fd -> [reader, writer], each (callback, args) or None.
+        self._fd_watchers: dict[int, list[tuple[Callable[..., object], tuple[Any, ...]] | None]] = {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} running={self.is_running()} closed={self.is_closed()} debug={self.get_debug()}>"
@@ -97,6 +105,7 @@ class EventLoop(Loop, asyncio.AbstractEventLoop):  # type: ignore[misc]
         """Closes the loop: drops every pending callback, timer and handler, and
         shuts the default executor down without waiting. Refused while running."""
         self._close()
+        self._fd_watchers.clear()
         executor, self._default_executor = self._default_executor, None
         if executor is not None:
             executor.shutdown(wait=False)
@@ -109,6 +118,72 @@ class EventLoop(Loop, asyncio.AbstractEventLoop):  # type: ignore[misc]
         executor, self._default_executor = self._default_executor, None
         if executor is not None:
             await self.run_in_executor(None, executor.shutdown, True)
+
+    # File descriptors (level-triggered, on the engine's fd table)
+
+    def add_reader(  # type: ignore[override]
+        self, fd: FileDescriptorLike, callback: Callable[..., object], *args: Any
+    ) -> None:
+        """Calls ``callback(*args)`` whenever ``fd`` is readable (replacing any
+        previous reader of ``fd``)."""
+        self._add_watcher(fd, 0, callback, args)
+
+    def add_writer(  # type: ignore[override]
+        self, fd: FileDescriptorLike, callback: Callable[..., object], *args: Any
+    ) -> None:
+        """Calls ``callback(*args)`` whenever ``fd`` is writable (replacing any
+        previous writer of ``fd``)."""
+        self._add_watcher(fd, 1, callback, args)
+
+    def remove_reader(self, fd: FileDescriptorLike) -> bool:
+        """Stops watching ``fd`` for reading; returns whether it was watched."""
+        return self._remove_watcher(fd, 0)
+
+    def remove_writer(self, fd: FileDescriptorLike) -> bool:
+        """Stops watching ``fd`` for writing; returns whether it was watched."""
+        return self._remove_watcher(fd, 1)
+
+    def _add_watcher(self, fd: FileDescriptorLike, which: int, callback: Callable[..., object], args: tuple) -> None:
+        if self.is_closed():
+            raise RuntimeError("Event loop is closed")
+        if not callable(callback):
+            raise TypeError(f"a callable object was expected, got {callback!r}")
+        fileno = _fileno(fd)
+        watchers = self._fd_watchers.get(fileno)
+        if watchers is None:
+            watchers = [None, None]
+            watchers[which] = (callback, args)
+            self.add_handler(fileno, self._dispatch_fd, _mask(watchers))
+            self._fd_watchers[fileno] = watchers
+        else:
+            watchers[which] = (callback, args)
+            self.update_handler(fileno, _mask(watchers))
+
+    def _remove_watcher(self, fd: FileDescriptorLike, which: int) -> bool:
+        if self.is_closed():
+            return False
+        fileno = _fileno(fd)
+        watchers = self._fd_watchers.get(fileno)
+        if watchers is None or watchers[which] is None:
+            return False
+        watchers[which] = None
+        if watchers == [None, None]:
+            del self._fd_watchers[fileno]
+            self.remove_handler(fileno)
+        else:
+            self.update_handler(fileno, _mask(watchers))
+        return True
+
+    def _dispatch_fd(self, fd: int, events: int) -> None:
+        watchers = self._fd_watchers.get(fd)
+        if watchers is None:
+            return
+        reader, writer = watchers
+        # An error condition wakes both, as asyncio's selector loop reports it.
+        if reader is not None and events & (_READ | _ERROR):
+            reader[0](*reader[1])
+        if writer is not None and events & (_WRITE | _ERROR) and watchers[1] is writer:
+            writer[0](*writer[1])
 
     # Futures and tasks
 
@@ -131,6 +206,18 @@ class EventLoop(Loop, asyncio.AbstractEventLoop):  # type: ignore[misc]
         if sys.version_info < (3, 11):
             return context.run(asyncio.Task, coro, loop=self, name=name)
         return asyncio.Task(coro, loop=self, name=name, context=context)
+
+    # Name resolution, in the default executor as asyncio does
+
+    async def getaddrinfo(
+        self, host: Any, port: Any, *, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
+    ) -> list[Any]:
+        """Resolves ``host`` and ``port`` with ``socket.getaddrinfo`` in a thread."""
+        return await self.run_in_executor(None, socket.getaddrinfo, host, port, family, type, proto, flags)
+
+    async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
+        """Looks ``sockaddr`` up with ``socket.getnameinfo`` in a thread."""
+        return await self.run_in_executor(None, socket.getnameinfo, sockaddr, flags)
 
     # Executors
 
@@ -197,6 +284,23 @@ class EventLoop(Loop, asyncio.AbstractEventLoop):  # type: ignore[misc]
 
     def _callback_returned(self, result: object) -> None:
         """asyncio ignores what callbacks return (the engine does not call this)."""
+
+
+def _fileno(fd: FileDescriptorLike) -> int:
+    if isinstance(fd, int):
+        fileno = fd
+    else:
+        try:
+            fileno = int(fd.fileno())
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError(f"Invalid file object: {fd!r}") from None
+    if fileno < 0:
+        raise ValueError(f"Invalid file descriptor: {fileno}")
+    return fileno
+
+
+def _mask(watchers: list[Any]) -> int:
+    return (_READ if watchers[0] is not None else 0) | (_WRITE if watchers[1] is not None else 0)
 
 
 def new_event_loop() -> EventLoop:

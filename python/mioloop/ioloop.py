@@ -150,6 +150,7 @@ class IOLoop(EventLoop):
         ``add_handler`` are closed too. The loop cannot run again.
         """
         fileobjs = self._close()
+        self._fd_watchers.clear()
         executor, self._default_executor = self._default_executor, None
         if executor is not None:
             executor.shutdown(wait=False)
