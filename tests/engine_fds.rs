@@ -171,3 +171,27 @@ fn removing_a_ready_fd_from_an_earlier_handler_skips_it() {
     assert_eq!(calls.borrow().len(), 1, "{:?}", calls.borrow());
     drop((a, b));
 }
+
+#[test]
+fn undrained_fd_is_called_again_while_callbacks_keep_the_loop_busy() {
+    let mut ev = EventLoop::new().unwrap();
+    let (a, mut b) = pair();
+    b.write_all(&[1u8; 30]).unwrap();
+    let reads = Rc::new(Cell::new(0));
+    let r = reads.clone();
+    let reader = RefCell::new(a.try_clone().unwrap());
+    ev.add_handler(a.as_raw_fd(), IoEvents::READ, move |_, _, _| {
+        reader.borrow_mut().read_exact(&mut [0u8; 1]).unwrap();
+        r.set(r.get() + 1);
+    })
+    .unwrap();
+    // A callback that always schedules itself: no poll ever blocks.
+    fn spin(ev: &mut EventLoop, reads: Rc<Cell<u32>>) {
+        if reads.get() < 30 {
+            ev.call_soon(move |ev| spin(ev, reads));
+        }
+    }
+    let r = reads.clone();
+    ev.call_soon(move |ev| spin(ev, r));
+    run_until(&mut ev, || reads.get() == 30);
+}

@@ -289,3 +289,46 @@ def test_echo_server_round_trip(io_loop: IOLoop) -> None:
     io_loop.remove_handler(client)
     client.close()
     server.close()
+
+
+def test_undrained_fd_is_called_again_while_callbacks_keep_the_loop_busy(io_loop: IOLoop, pair) -> None:
+    # No poll would block here, so the deferred re-arm must be paid after a few
+    # polls: the handler still sees every byte, one call per byte.
+    a, b = pair
+    b.send(b"y" * 50)
+    got = []
+    spins = [0]
+
+    def spin() -> None:
+        spins[0] += 1
+        if len(got) < 50:
+            io_loop.add_callback(spin)
+
+    io_loop.add_handler(a, lambda s, ev: got.append(s.recv(1)), IOLoop.READ)
+    io_loop.add_callback(spin)
+    run_until(io_loop, lambda: len(got) == 50)
+    assert b"".join(got) == b"y" * 50
+    assert spins[0] > 0
+
+
+def test_undrained_fd_is_called_again_while_other_fds_keep_the_loop_busy(io_loop: IOLoop, pair) -> None:
+    # Two sockets ping-pong forever (every poll finds an event); a third, undrained,
+    # must not starve.
+    a, b = pair
+    c, d = socket.socketpair()
+    c.setblocking(False)
+    d.setblocking(False)
+    try:
+        io_loop.add_handler(a, lambda s, ev: (s.recv(1), s.send(b"p")), IOLoop.READ)
+        io_loop.add_handler(b, lambda s, ev: (s.recv(1), s.send(b"q")), IOLoop.READ)
+        a.send(b"p")
+        d.send(b"z" * 20)
+        got = []
+        io_loop.add_handler(c, lambda s, ev: got.append(s.recv(1)), IOLoop.READ)
+        run_until(io_loop, lambda: len(got) == 20)
+        assert b"".join(got) == b"z" * 20
+    finally:
+        for fd in (a, b, c):
+            io_loop.remove_handler(fd)
+        c.close()
+        d.close()
