@@ -171,11 +171,6 @@ impl<C, H> Reactor<C, H> {
         self.ready.push_back(Ready::Call(callback));
     }
 
-    /// Queues callbacks for the next iteration.
-    pub fn extend(&mut self, callbacks: impl IntoIterator<Item = C>) {
-        self.ready.extend(callbacks.into_iter().map(Ready::Call));
-    }
-
     /// How many items are queued.
     pub fn ready_len(&self) -> usize {
         self.ready.len()
@@ -335,5 +330,12 @@ impl<C, H> Reactor<C, H> {
             }
         }
         self.timers.for_each_value(f);
+    }
+}
+
+/// Queues callbacks for the next iteration (the inbox drains into a reactor).
+impl<C, H> Extend<C> for Reactor<C, H> {
+    fn extend<I: IntoIterator<Item = C>>(&mut self, callbacks: I) {
+        self.ready.extend(callbacks.into_iter().map(Ready::Call));
     }
 }

@@ -28,7 +28,14 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { port: 25000, conns: 10, size: 1024, duration: 5.0, http: false, server_pid: None };
+    let mut args = Args {
+        port: 25000,
+        conns: 10,
+        size: 1024,
+        duration: 5.0,
+        http: false,
+        server_pid: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -36,13 +43,15 @@ fn parse_args() -> Result<Args, String> {
             "--port" => args.port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
             "--conns" => args.conns = value()?.parse().map_err(|e| format!("--conns: {e}"))?,
             "--size" => args.size = value()?.parse().map_err(|e| format!("--size: {e}"))?,
-            "--duration" => args.duration = value()?.parse().map_err(|e| format!("--duration: {e}"))?,
+            "--duration" => {
+                args.duration = value()?.parse().map_err(|e| format!("--duration: {e}"))?
+            }
             "--server-pid" => args.server_pid = Some(value()?),
             "--http" => args.http = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    if args.conns == 0 || args.size == 0 || !(args.duration > 0.0) {
+    if args.conns == 0 || args.size == 0 || args.duration.is_nan() || args.duration <= 0.0 {
         return Err("--conns, --size and --duration must be positive".into());
     }
     Ok(args)
@@ -104,7 +113,9 @@ impl Conn {
             return self.received.len() >= self.request.len();
         }
         if self.expected.is_none() {
-            let Some(end) = find(&self.received, b"\r\n\r\n") else { return false };
+            let Some(end) = find(&self.received, b"\r\n\r\n") else {
+                return false;
+            };
             let head = String::from_utf8_lossy(&self.received[..end]).to_ascii_lowercase();
             let length = head
                 .lines()
@@ -144,7 +155,11 @@ fn run(args: &Args) -> io::Result<String> {
         std_stream.set_nodelay(true)?;
         std_stream.set_nonblocking(true)?;
         let mut stream = TcpStream::from_std(std_stream);
-        poll.registry().register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)?;
+        poll.registry().register(
+            &mut stream,
+            Token(i),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
         conns.push(Conn {
             stream,
             request: request.clone(),
@@ -182,7 +197,10 @@ fn run(args: &Args) -> io::Result<String> {
     }
     let elapsed = start.elapsed().as_secs_f64();
     let cpu_self = proc_stat::cpu_seconds("self").unwrap_or(0.0) - cpu_self_0;
-    let cpu_server = match (cpu_server_0, args.server_pid.as_deref().and_then(proc_stat::cpu_seconds)) {
+    let cpu_server = match (
+        cpu_server_0,
+        args.server_pid.as_deref().and_then(proc_stat::cpu_seconds),
+    ) {
         (Some(a), Some(b)) => format!("{:.3}", b - a),
         _ => "null".into(),
     };

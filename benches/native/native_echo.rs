@@ -19,7 +19,13 @@ struct Conn {
     pending: Vec<u8>,
 }
 
-fn on_conn(ev: &mut EventLoop, fd: RawFd, events: IoEvents, conn: &RefCell<Conn>, buf: &RefCell<Vec<u8>>) {
+fn on_conn(
+    ev: &mut EventLoop,
+    fd: RawFd,
+    events: IoEvents,
+    conn: &RefCell<Conn>,
+    buf: &RefCell<Vec<u8>>,
+) {
     let mut c = conn.borrow_mut();
     let mut closed = false;
     if events.contains(IoEvents::READ) && c.pending.is_empty() {
@@ -35,7 +41,9 @@ fn on_conn(ev: &mut EventLoop, fd: RawFd, events: IoEvents, conn: &RefCell<Conn>
                     match c.stream.write(data) {
                         Ok(w) if w == n => {}
                         Ok(w) => c.pending.extend_from_slice(&data[w..]),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.pending.extend_from_slice(data),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            c.pending.extend_from_slice(data)
+                        }
                         Err(_) => closed = true,
                     }
                     if !c.pending.is_empty() || closed {
@@ -64,12 +72,19 @@ fn on_conn(ev: &mut EventLoop, fd: RawFd, events: IoEvents, conn: &RefCell<Conn>
         return;
     }
     // Wait for the socket to drain before reading more, as the Python servers do.
-    let want = if c.pending.is_empty() { IoEvents::READ } else { IoEvents::WRITE };
+    let want = if c.pending.is_empty() {
+        IoEvents::READ
+    } else {
+        IoEvents::WRITE
+    };
     let _ = ev.update_handler(fd, want);
 }
 
 fn main() -> io::Result<()> {
-    let port: u16 = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(25000);
+    let port: u16 = std::env::args()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(25000);
     let listener = TcpListener::bind(("127.0.0.1", port))?;
     listener.set_nonblocking(true)?;
     let mut ev = EventLoop::new()?;
@@ -77,13 +92,22 @@ fn main() -> io::Result<()> {
     let lfd = listener.as_raw_fd();
     ev.add_handler(lfd, IoEvents::READ, move |ev, _, _| {
         while let Ok((stream, _)) = listener.accept() {
-            if stream.set_nonblocking(true).and_then(|()| stream.set_nodelay(true)).is_err() {
+            if stream
+                .set_nonblocking(true)
+                .and_then(|()| stream.set_nodelay(true))
+                .is_err()
+            {
                 continue;
             }
             let fd = stream.as_raw_fd();
-            let conn = RefCell::new(Conn { stream, pending: Vec::new() });
+            let conn = RefCell::new(Conn {
+                stream,
+                pending: Vec::new(),
+            });
             let buf = buf.clone();
-            let _ = ev.add_handler(fd, IoEvents::READ, move |ev, fd, events| on_conn(ev, fd, events, &conn, &buf));
+            let _ = ev.add_handler(fd, IoEvents::READ, move |ev, fd, events| {
+                on_conn(ev, fd, events, &conn, &buf)
+            });
         }
     })
     .map_err(|e| io::Error::other(e.to_string()))?;

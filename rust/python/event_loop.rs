@@ -158,6 +158,22 @@ impl Loop {
         }
     }
 
+    /// An asyncio callback and the `Handle` that cancels it.
+    fn cancellable(
+        &self,
+        py: Python<'_>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Option<&Bound<'_, PyAny>>,
+        method: &str,
+    ) -> PyResult<(PyCallback, Py<Handle>)> {
+        self.check_open()?;
+        let mut cb = PyCallback::asyncio(callback, args, context, method)?;
+        let handle = Py::new(py, Handle::new())?;
+        cb.handle = Some(handle.clone_ref(py));
+        Ok((cb, handle))
+    }
+
     fn schedule_timer(&self, deadline: u64, callback: PyCallback) -> PyResult<TimerHandle> {
         let key = self.lock().timers.insert(deadline, callback);
         Ok(TimerHandle::new(
@@ -238,9 +254,7 @@ impl Loop {
         let mut poller = self.poller.lock().unwrap_or_else(PoisonError::into_inner);
         let mut dropped = Vec::new();
         let mut reactor = self.lock();
-        self.shared
-            .inbox
-            .drain_into(&mut CallbackSink(&mut reactor));
+        self.shared.inbox.drain_into(&mut *reactor);
         let plan = reactor.prepare_poll(monotonic_now, &mut dropped);
         let mut signalled = false;
         let (collected, mut first) = if plan == PollPlan::Skip {
@@ -269,9 +283,7 @@ impl Loop {
                 PollPlan::Skip => {} // handled above
             }
             let mut reactor = self.lock();
-            self.shared
-                .inbox
-                .drain_into(&mut CallbackSink(&mut reactor));
+            self.shared.inbox.drain_into(&mut *reactor);
             let now = reactor.read_clock(monotonic_now);
             let collected = reactor.collect(&poller.events, now);
             (collected, reactor.pop())
@@ -396,15 +408,6 @@ impl Loop {
     }
 }
 
-/// Feeds the inbox's callbacks into the ready queue.
-struct CallbackSink<'a>(&'a mut PyReactor);
-
-impl Extend<PyCallback> for CallbackSink<'_> {
-    fn extend<I: IntoIterator<Item = PyCallback>>(&mut self, iter: I) {
-        self.0.extend(iter);
-    }
-}
-
 #[pymethods]
 impl Loop {
     #[new]
@@ -427,10 +430,7 @@ impl Loop {
         args: &Bound<'_, PyTuple>,
         context: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<Handle>> {
-        self.check_open()?;
-        let mut cb = PyCallback::asyncio(callback, args, context, "call_soon")?;
-        let handle = Py::new(py, Handle::new())?;
-        cb.handle = Some(handle.clone_ref(py));
+        let (cb, handle) = self.cancellable(py, callback, args, context, "call_soon")?;
         self.lock().push(cb);
         Ok(handle)
     }
@@ -444,10 +444,7 @@ impl Loop {
         args: &Bound<'_, PyTuple>,
         context: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<Handle>> {
-        self.check_open()?;
-        let mut cb = PyCallback::asyncio(callback, args, context, "call_soon_threadsafe")?;
-        let handle = Py::new(py, Handle::new())?;
-        cb.handle = Some(handle.clone_ref(py));
+        let (cb, handle) = self.cancellable(py, callback, args, context, "call_soon_threadsafe")?;
         self.push_threadsafe(cb);
         Ok(handle)
     }
