@@ -76,7 +76,9 @@ def test_stop_via_add_callback_from_another_thread_ends_start_quickly(io_loop: I
 def test_sigint_stops_an_idle_loop_with_keyboard_interrupt() -> None:
     code = textwrap.dedent(
         """
-        import sys
+        import signal, sys
+        # As in an interactive process, whatever the test runner's parent ignores.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from mioloop import IOLoop
         loop = IOLoop()
         loop.add_callback(lambda: print("ready", flush=True))
@@ -106,6 +108,7 @@ def test_sigint_from_another_thread_process_wide_reaches_the_loop() -> None:
     code = textwrap.dedent(
         """
         import os, signal, threading, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from mioloop import IOLoop
         loop = IOLoop()
         def killer():
