@@ -48,7 +48,7 @@ def test_run_sync_timeout_raises_timeout_error(io_loop: IOLoop) -> None:
         await asyncio.sleep(10)
 
     start = time.monotonic()
-    with pytest.raises(TimeoutError):
+    with pytest.raises(asyncio.TimeoutError):
         io_loop.run_sync(slow, timeout=0.05)
     assert time.monotonic() - start < 1
     assert io_loop.run_sync(lambda: asyncio.sleep(0, "usable")) == "usable"

@@ -78,7 +78,7 @@ def scenario_run_sync(loop: Any) -> list[Any]:
         results.append("plain value refused")
     try:
         loop.run_sync(lambda: asyncio.sleep(5), timeout=0.02)
-    except TimeoutError as e:
+    except asyncio.TimeoutError as e:
         results.append(type(e).__name__)
     try:
         loop.add_handler(-1, lambda fd, ev: None, loop.READ)

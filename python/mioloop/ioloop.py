@@ -188,7 +188,7 @@ class IOLoop(EventLoop):
         a future; its result is returned, or its exception raised (as in Tornado,
         any other return value raises ``TypeError``). With a
         ``timeout`` (seconds) and the work still pending then, it is cancelled and
-        ``TimeoutError`` is raised.
+        ``asyncio.TimeoutError`` is raised.
         """
         result_future: list[asyncio.Future[Any]] = []
 
@@ -236,7 +236,8 @@ class IOLoop(EventLoop):
                 self.remove_timeout(handle)
         if not result_future or not result_future[0].done() or (timed_out and result_future[0].cancelled()):
             if timed_out:
-                raise TimeoutError(f"Operation timed out after {timeout} seconds")
+                # asyncio's, as Tornado raises (the builtin TimeoutError from 3.11 on).
+                raise asyncio.TimeoutError(f"Operation timed out after {timeout} seconds")
             raise RuntimeError("Event loop stopped before Future completed.")
         return result_future[0].result()
 
