@@ -240,6 +240,15 @@ impl<C, H> Reactor<C, H> {
         self.fds.rearm_owed(&self.registry, u64::MAX, dropped);
     }
 
+    /// Queues the timers due at `now` behind what is already queued, for an
+    /// iteration that did not poll; returns how many items it runs.
+    pub fn collect_timers(&mut self, now: Nanos) -> usize {
+        while let Some(key) = self.timers.pop_due(now) {
+            self.ready.push_back(Ready::Timer(key));
+        }
+        self.ready.len()
+    }
+
     /// Queues the fd events of `events` and the timers due at `now`, behind what is
     /// already queued; returns how many items this iteration runs.
     pub fn collect(&mut self, events: &Events, now: Nanos) -> Collected {
@@ -257,10 +266,7 @@ impl<C, H> Reactor<C, H> {
                 }
             }
         }
-        while let Some(key) = self.timers.pop_due(now) {
-            self.ready.push_back(Ready::Timer(key));
-        }
-        found.run = self.ready.len();
+        found.run = self.collect_timers(now);
         found
     }
 

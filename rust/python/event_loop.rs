@@ -27,8 +27,8 @@ use super::errors;
 use super::handles::{Handle, TimerHandle};
 use super::thread_id::{self, NO_THREAD};
 use crate::{
-    deadline_after, deadline_at, monotonic_now, nanos_to_secs, Inbox, IoEvents, PollPlan, Reactor,
-    Ready, TOKEN_SIGNAL,
+    deadline_after, deadline_at, monotonic_now, nanos_to_secs, Collected, Inbox, IoEvents,
+    PollPlan, Reactor, Ready, TOKEN_SIGNAL,
 };
 
 /// A registered fd's handler and the object it was registered with.
@@ -251,7 +251,6 @@ impl Loop {
     /// One iteration: poll, then run what was ready.
     fn run_once(&self, slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
-        let mut poller = self.poller.lock().unwrap_or_else(PoisonError::into_inner);
         let mut dropped = Vec::new();
         let mut reactor = self.lock();
         self.shared.inbox.drain_into(&mut *reactor);
@@ -260,16 +259,22 @@ impl Loop {
         let (collected, mut first) = if plan == PollPlan::Skip {
             // Busy with callbacks and polled moments ago: only the timers are due
             // for a look, at the last clock reading.
-            poller.events.clear();
             let now = reactor.now();
-            let collected = reactor.collect(&poller.events, now);
+            let run = reactor.collect_timers(now);
             let first = reactor.pop();
             drop(reactor);
-            (collected, first)
+            (
+                Collected {
+                    run,
+                    ..Collected::default()
+                },
+                first,
+            )
         } else {
             drop(reactor);
             // Handlers of fds closed meanwhile may run Python code when dropped.
             drop(std::mem::take(&mut dropped));
+            let mut poller = self.poller.lock().unwrap_or_else(PoisonError::into_inner);
             match plan {
                 PollPlan::Poll(timeout) => signalled = Self::poll(py, &mut poller, timeout)?,
                 PollPlan::TryThenBlock(timeout) => {
@@ -288,7 +293,6 @@ impl Loop {
             let collected = reactor.collect(&poller.events, now);
             (collected, reactor.pop())
         };
-        drop(poller);
         if collected.signalled || signalled {
             self.drain_signal_socket();
             // Runs Python's signal handlers; a KeyboardInterrupt leaves start(), and
@@ -658,7 +662,10 @@ impl Loop {
             }
         };
         let mut result = Ok(());
-        while !this.shared.stopping.swap(false, Ordering::SeqCst) {
+        // A plain load first: the swap is a locked instruction, paid only on stop.
+        while !(this.shared.stopping.load(Ordering::Relaxed)
+            && this.shared.stopping.swap(false, Ordering::SeqCst))
+        {
             if let Err(e) = this.run_once(slf) {
                 result = Err(e);
                 break;
