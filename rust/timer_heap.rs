@@ -169,16 +169,15 @@ impl<T> TimerHeap<T> {
     /// stale (the timer already ran or was cancelled).
     pub fn cancel(&mut self, key: TimerKey) -> Option<T> {
         let slot = self.slot_mut(key)?;
+        if matches!(slot.state, SlotState::Due(_)) {
+            // Out of the heap already: cancelling is taking it.
+            return self.take(key);
+        }
         match std::mem::replace(&mut slot.state, SlotState::Cancelled) {
             SlotState::Scheduled(value) => {
                 self.live -= 1;
                 self.dead_entries += 1;
                 self.maybe_compact();
-                Some(value)
-            }
-            SlotState::Due(value) => {
-                self.live -= 1;
-                self.release(key.slot);
                 Some(value)
             }
             other => {
