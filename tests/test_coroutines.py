@@ -253,3 +253,18 @@ def test_loop_refuses_to_start_inside_another_running_loop(io_loop: IOLoop) -> N
     io_loop.start()
     other.close()
     assert errors == ["Cannot run the event loop while another loop is running"]
+
+
+def test_asyncio_run_style_shutdown_of_the_default_executor() -> None:
+    loop = EventLoop()
+    try:
+
+        async def main() -> str:
+            name = await loop.run_in_executor(None, lambda: threading.current_thread().name)
+            await loop.shutdown_default_executor()
+            return name
+
+        assert loop.run_until_complete(main()).startswith("mioloop")
+        assert loop._default_executor is None  # shut down, and no new pool made for it
+    finally:
+        loop.close()

@@ -14,6 +14,7 @@ import contextvars
 import logging
 import socket
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
@@ -61,9 +62,6 @@ class EventLoop(Loop, asyncio.AbstractEventLoop):  # type: ignore[misc]
 
     def run_forever(self) -> None:
         """Runs the loop until ``stop()`` is called."""
-        self._run_as_current(self._run)
-
-    def _run_as_current(self, run: Callable[[], None]) -> None:
         if self.is_closed():
             raise RuntimeError("Event loop is closed")
         if self.is_running():
@@ -73,7 +71,7 @@ class EventLoop(Loop, asyncio.AbstractEventLoop):  # type: ignore[misc]
             raise RuntimeError("Cannot run the event loop while another loop is running")
         asyncio.events._set_running_loop(self)
         try:
-            run()
+            self._run()
         finally:
             asyncio.events._set_running_loop(None)
 
@@ -104,20 +102,44 @@ class EventLoop(Loop, asyncio.AbstractEventLoop):  # type: ignore[misc]
     def close(self) -> None:
         """Closes the loop: drops every pending callback, timer and handler, and
         shuts the default executor down without waiting. Refused while running."""
-        self._close()
+        self._release()
+
+    def _release(self) -> list[Any]:
+        """Closes the engine and the executor; returns the objects that had fd
+        handlers."""
+        fileobjs = self._close()
         self._fd_watchers.clear()
         executor, self._default_executor = self._default_executor, None
         if executor is not None:
             executor.shutdown(wait=False)
+        return fileobjs
 
     async def shutdown_asyncgens(self) -> None:
         """Nothing to do: this loop does not track asynchronous generators."""
 
     async def shutdown_default_executor(self, timeout: float | None = None) -> None:
-        """Shuts the default executor down, waiting for its threads in a thread."""
+        """Shuts the default executor down, waiting up to ``timeout`` seconds for its
+        threads (from a thread of its own, not from the pool being shut down)."""
         executor, self._default_executor = self._default_executor, None
-        if executor is not None:
-            await self.run_in_executor(None, executor.shutdown, True)
+        if executor is None:
+            return
+        done = self.create_future()
+
+        def finish() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def shutdown() -> None:
+            executor.shutdown(wait=True)
+            if not self.is_closed():
+                self.call_soon_threadsafe(finish)
+
+        thread = threading.Thread(target=shutdown, name="mioloop-executor-shutdown", daemon=True)
+        thread.start()
+        try:
+            await asyncio.wait_for(asyncio.shield(done), timeout)
+        except asyncio.TimeoutError:
+            pass
 
     # File descriptors (level-triggered, on the engine's fd table)
 

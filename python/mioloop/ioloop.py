@@ -149,11 +149,7 @@ class IOLoop(EventLoop):
         With ``all_fds=True`` the file descriptors (or objects) registered with
         ``add_handler`` are closed too. The loop cannot run again.
         """
-        fileobjs = self._close()
-        self._fd_watchers.clear()
-        executor, self._default_executor = self._default_executor, None
-        if executor is not None:
-            executor.shutdown(wait=False)
+        fileobjs = self._release()
         if _current.loop is self:
             _current.loop = None
         if all_fds:
