@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import logging
 import socket
@@ -131,7 +132,7 @@ class EventLoop(Loop, asyncio.AbstractEventLoop):  # type: ignore[misc]
 
         def shutdown() -> None:
             executor.shutdown(wait=True)
-            if not self.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop was closed meanwhile
                 self.call_soon_threadsafe(finish)
 
         thread = threading.Thread(target=shutdown, name="mioloop-executor-shutdown", daemon=True)
