@@ -184,6 +184,7 @@ def test_closed_fd_whose_number_is_reused_never_reaches_the_old_handler(io_loop:
 
 def test_registered_fd_dup_then_closed_does_not_busy_loop(io_loop: IOLoop) -> None:
     a, b = socket.socketpair()
+    b.setblocking(False)
     calls = []
     io_loop.add_handler(a.fileno(), lambda fd, ev: calls.append(ev), IOLoop.READ)
     keep = os.dup(a.fileno())  # keeps the epoll registration alive
@@ -202,7 +203,7 @@ def test_registered_fd_dup_then_closed_does_not_busy_loop(io_loop: IOLoop) -> No
         run_for(io_loop, 1.0)
         after = resource.getrusage(resource.RUSAGE_SELF)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        assert cpu < 0.05 * 4, f"{cpu:.3f} s of CPU in 1 s"  # generous on a shared machine
+        assert cpu < 0.05, f"{cpu:.3f} s of CPU in 1 s"
         assert len(calls) <= 1, "the closed fd's handler kept firing"
     finally:
         os.close(keep)
