@@ -98,8 +98,6 @@ pub enum Ready<C> {
 pub struct Collected {
     /// How many queued items this iteration runs.
     pub run: usize,
-    /// The inbox's waker fired.
-    pub woken: bool,
     /// The signal wake-up fd became readable.
     pub signalled: bool,
 }
@@ -139,11 +137,6 @@ impl<C, H> Reactor<C, H> {
     /// How many polls the loop made.
     pub fn polls(&self) -> u64 {
         self.polls
-    }
-
-    /// The registry fds are registered with.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
     }
 
     /// Registers `handler` for `events` on `fd` (see [`FdTable::add`]).
@@ -255,7 +248,8 @@ impl<C, H> Reactor<C, H> {
         let mut found = Collected::default();
         for event in events {
             match event.token() {
-                TOKEN_WAKER => found.woken = true,
+                // The waker only ends the poll; the inbox is drained by the host.
+                TOKEN_WAKER => {}
                 TOKEN_SIGNAL => found.signalled = true,
                 token => {
                     self.fds.reported(token);
