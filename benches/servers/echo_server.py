@@ -11,6 +11,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from workloads import Unavailable, make_loop
 
 KINDS = ["mioloop", "asyncio", "uvloop", "rloop", "tornado-asyncio", "tornado-uvloop"]
 READ_SIZE = 256 * 1024
@@ -119,33 +124,23 @@ def serve_tornado(port: int) -> None:
 
 def main() -> int:
     kind, port = sys.argv[1], int(sys.argv[2])
+    if kind not in KINDS:
+        print(f"skip: unknown kind {kind}", flush=True)
+        return 3
+    if kind == "mioloop":
+        serve_mioloop(port)
+        return 0
     try:
-        if kind == "mioloop":
-            serve_mioloop(port)
-        elif kind == "asyncio":
-            serve_protocol(asyncio.SelectorEventLoop(), port)
-        elif kind == "uvloop":
-            import uvloop
-
-            serve_protocol(uvloop.new_event_loop(), port)
-        elif kind == "rloop":
-            import rloop
-
-            serve_protocol(rloop.new_event_loop(), port)
-        elif kind in ("tornado-asyncio", "tornado-uvloop"):
-            if kind == "tornado-uvloop":
-                import uvloop
-
-                asyncio.set_event_loop(uvloop.new_event_loop())
-            else:
-                asyncio.set_event_loop(asyncio.SelectorEventLoop())
-            serve_tornado(port)
-        else:
-            print(f"skip: unknown kind {kind}", flush=True)
-            return 3
-    except ImportError as e:
+        # The loops are made as the micro workloads make them (Tornado's kinds install
+        # the asyncio loop underneath and return Tornado's IOLoop).
+        loop = make_loop(kind)
+    except Unavailable as e:
         print(f"skip: {e}", flush=True)
         return 3
+    if kind.startswith("tornado-"):
+        serve_tornado(port)
+    else:
+        serve_protocol(loop, port)
     return 0
 
 

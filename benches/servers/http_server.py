@@ -9,34 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from workloads import Unavailable, make_loop
 
 KINDS = ["mioloop", "asyncio", "uvloop", "rloop"]
 
 
 def main() -> int:
     kind, port = sys.argv[1], int(sys.argv[2])
+    if kind not in KINDS:
+        print(f"skip: unknown kind {kind}", flush=True)
+        return 3
     try:
         import tornado.web
 
-        if kind == "asyncio":
-            loop: asyncio.AbstractEventLoop = asyncio.SelectorEventLoop()
-        elif kind == "uvloop":
-            import uvloop
-
-            loop = uvloop.new_event_loop()
-        elif kind == "rloop":
-            import rloop
-
-            loop = rloop.new_event_loop()
-        elif kind == "mioloop":
-            # Tornado's IOLoop on mioloop's asyncio face (add_reader / add_writer).
-            import mioloop
-
-            loop = mioloop.new_event_loop()
-        else:
-            print(f"skip: unknown kind {kind}", flush=True)
-            return 3
-    except ImportError as e:
+        # Tornado's IOLoop runs on mioloop's asyncio face (add_reader / add_writer).
+        loop = make_loop("mioloop-asyncio" if kind == "mioloop" else kind)
+    except (ImportError, Unavailable) as e:
         print(f"skip: {e}", flush=True)
         return 3
 
