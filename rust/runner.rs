@@ -212,8 +212,10 @@ impl EventLoop {
                         .io_target(token, events)
                         .map(|(fd, h, ev)| (fd, Rc::clone(h), ev));
                     if let Some((fd, handler, ev)) = target {
-                        handler(self, fd, ev);
+                        // No poll happens while the handler runs: the debt can be
+                        // recorded first, as the Python host does.
                         self.reactor.dispatched(token);
+                        handler(self, fd, ev);
                     }
                 }
             }

@@ -327,17 +327,22 @@ impl Loop {
                 }
             }
             Ready::Io { token, events } => {
-                let target = self
-                    .lock()
-                    .io_target(token, events)
-                    .map(|(_, h, ev)| (h.func.clone_ref(py), h.fileobj.clone_ref(py), ev));
+                let target = {
+                    let mut reactor = self.lock();
+                    let target = reactor
+                        .io_target(token, events)
+                        .map(|(_, h, ev)| (h.func.clone_ref(py), h.fileobj.clone_ref(py), ev));
+                    // Whatever the handler does, the fd owes a re-arm, so it is never
+                    // left deaf while still ready (no poll happens while it runs).
+                    if target.is_some() {
+                        reactor.dispatched(token);
+                    }
+                    target
+                };
                 let Some((func, fileobj, delivered)) = target else {
                     return Ok(());
                 };
                 let outcome = func.bind(py).call1((fileobj.bind(py), delivered.bits()));
-                // Whatever the handler did, the fd owes a re-arm, so it is never left
-                // deaf while still ready.
-                self.lock().dispatched(token);
                 match outcome {
                     Ok(result) => self.after_tornado_call(slf, &result),
                     Err(err) => self.fail(slf, err, func.bind(py)),
