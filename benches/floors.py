@@ -32,7 +32,7 @@ def main() -> int:
     if args.floor == "floor-call":
         func = noop
     else:
-        native = _mioloop.Loop().is_closed  # a native method that does nearly nothing
+        native = _mioloop.LoopCore().is_closed  # a native method that does nearly nothing
 
         def func() -> None:
             native()

@@ -43,6 +43,19 @@ impl fmt::Display for FdError {
 
 impl std::error::Error for FdError {}
 
+/// How a registration's readiness reaches its handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// Called while the fd is ready (Tornado's handlers, asyncio's readers and
+    /// writers): after the handler runs, the registration is re-armed, so an fd
+    /// left ready is reported again.
+    Level,
+    /// Called when the fd becomes ready: the handler works until `WouldBlock`
+    /// (a transport), so no re-arm is owed unless it asks with
+    /// [`FdTable::dispatched`].
+    Edge,
+}
+
 /// One registered fd.
 #[derive(Debug)]
 pub struct FdEntry<H> {
@@ -50,6 +63,8 @@ pub struct FdEntry<H> {
     pub token: Token,
     /// The events the handler asked for (ERROR is always reported).
     pub interest: IoEvents,
+    /// Level- or edge-triggered.
+    pub trigger: Trigger,
     /// The host's handler.
     pub handler: H,
     /// Whether the fd is in the poll's interest set (it is not while `interest`
@@ -65,13 +80,13 @@ pub struct FdEntry<H> {
 ///
 /// # Examples
 /// ```
-/// use mioloop::{FdTable, IoEvents};
+/// use mioloop::{FdTable, IoEvents, Trigger};
 /// use std::os::fd::AsRawFd;
 /// let poll = mio::Poll::new().unwrap();
 /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
 /// let mut fds = FdTable::new();
-/// fds.add(poll.registry(), a.as_raw_fd(), IoEvents::READ, "handler").unwrap();
-/// assert!(fds.add(poll.registry(), a.as_raw_fd(), IoEvents::READ, "again").is_err());
+/// fds.add(poll.registry(), a.as_raw_fd(), IoEvents::READ, Trigger::Level, "handler").unwrap();
+/// assert!(fds.add(poll.registry(), a.as_raw_fd(), IoEvents::READ, Trigger::Level, "again").is_err());
 /// assert_eq!(fds.remove(poll.registry(), a.as_raw_fd()), Some("handler"));
 /// ```
 #[derive(Debug)]
@@ -128,6 +143,13 @@ impl<H> FdTable<H> {
             .and_then(|i| self.entries.get(i)?.as_ref())
     }
 
+    /// The entry of `fd`, to change its handler in place.
+    pub fn get_mut(&mut self, fd: RawFd) -> Option<&mut FdEntry<H>> {
+        usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.entries.get_mut(i)?.as_mut())
+    }
+
     /// The fd and entry of a live registration's token; `None` for a stale token.
     pub fn by_token(&self, token: Token) -> Option<(RawFd, &FdEntry<H>)> {
         let fd = token_fd(token)?;
@@ -144,6 +166,7 @@ impl<H> FdTable<H> {
         registry: &Registry,
         fd: RawFd,
         events: IoEvents,
+        trigger: Trigger,
         handler: H,
     ) -> Result<Option<H>, FdError> {
         let index = usize::try_from(fd).map_err(|_| FdError::Negative(fd))?;
@@ -182,6 +205,7 @@ impl<H> FdTable<H> {
         let entry = FdEntry {
             token,
             interest: events,
+            trigger,
             handler,
             in_poll,
             owes_rearm_since: None,
@@ -233,10 +257,12 @@ impl<H> FdTable<H> {
         Some(entry.handler)
     }
 
-    /// Notes that a registration's handler ran. Level-triggered behaviour on an
-    /// edge-triggered poll needs the registration re-armed (`EPOLL_CTL_MOD` reports
-    /// an fd that is still ready again), but not at once: a new event for the fd
-    /// settles the debt for free, and [`rearm_owed`](Self::rearm_owed) pays the rest.
+    /// Notes that a registration's handler ran and the fd may still be ready.
+    /// Level-triggered behaviour on an edge-triggered poll needs the registration
+    /// re-armed (`EPOLL_CTL_MOD` reports an fd that is still ready again), but not
+    /// at once: a new event for the fd settles the debt for free, and
+    /// [`rearm_owed`](Self::rearm_owed) pays the rest. An edge-triggered handler
+    /// that stopped before `WouldBlock` asks for the same.
     pub fn dispatched(&mut self, token: Token, poll_count: u64) {
         if let Some(entry) = self
             .entry_mut(token)

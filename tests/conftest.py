@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterator
 
 import pytest
 
+import mioloop
 from mioloop import IOLoop
+
+
+@pytest.fixture(params=["mioloop", "asyncio"])
+def loop(request: pytest.FixtureRequest) -> Iterator[asyncio.AbstractEventLoop]:
+    """The same test on mioloop's asyncio face and on asyncio's own selector loop
+    (uvloop's Test_UV_X / Test_AIO_X pattern): both must behave alike."""
+    loop = mioloop.new_event_loop() if request.param == "mioloop" else asyncio.SelectorEventLoop()
+    yield loop
+    loop.close()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-//! The engine's fd handling, driven through the pure-Rust `EventLoop`.
+//! The engine's fd handling, driven through the pure-Rust `NativeLoop`.
 
 use std::cell::{Cell, RefCell};
 use std::io::{Read, Write};
@@ -7,7 +7,7 @@ use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::time::Duration;
 
-use mioloop::{EventLoop, FdError, IoEvents};
+use mioloop::{FdError, IoEvents, NativeLoop};
 
 fn pair() -> (UnixStream, UnixStream) {
     let (a, b) = UnixStream::pair().unwrap();
@@ -18,7 +18,7 @@ fn pair() -> (UnixStream, UnixStream) {
 
 /// Runs iterations until `done` or ~2 s pass.
 #[track_caller]
-fn run_until(ev: &mut EventLoop, done: impl Fn() -> bool) {
+fn run_until(ev: &mut NativeLoop, done: impl Fn() -> bool) {
     let stop_at = ev.time() + 2_000_000_000;
     let guard = ev.call_later(Duration::from_secs(2), |_| {});
     while !done() {
@@ -30,7 +30,7 @@ fn run_until(ev: &mut EventLoop, done: impl Fn() -> bool) {
 
 #[test]
 fn handler_is_called_until_the_fd_is_drained() {
-    let mut ev = EventLoop::new().unwrap();
+    let mut ev = NativeLoop::new().unwrap();
     let (a, mut b) = pair();
     b.write_all(&[7u8; 100]).unwrap();
     let reads = Rc::new(Cell::new(0));
@@ -56,7 +56,7 @@ fn handler_is_called_until_the_fd_is_drained() {
 
 #[test]
 fn read_interest_never_reports_write() {
-    let mut ev = EventLoop::new().unwrap();
+    let mut ev = NativeLoop::new().unwrap();
     let (a, mut b) = pair();
     let seen = Rc::new(RefCell::new(Vec::new()));
     let s = seen.clone();
@@ -73,7 +73,7 @@ fn read_interest_never_reports_write() {
 
 #[test]
 fn registering_twice_fails_and_keeps_the_first_handler() {
-    let mut ev = EventLoop::new().unwrap();
+    let mut ev = NativeLoop::new().unwrap();
     let (a, mut b) = pair();
     let which = Rc::new(Cell::new(0));
     let w1 = which.clone();
@@ -94,7 +94,7 @@ fn registering_twice_fails_and_keeps_the_first_handler() {
 
 #[test]
 fn invalid_fds_are_refused() {
-    let mut ev = EventLoop::new().unwrap();
+    let mut ev = NativeLoop::new().unwrap();
     assert!(matches!(
         ev.add_handler(-1, IoEvents::READ, |_, _, _| {}),
         Err(FdError::Negative(-1))
@@ -119,7 +119,7 @@ fn invalid_fds_are_refused() {
 
 #[test]
 fn closed_fd_with_reused_number_does_not_reach_the_old_handler() {
-    let mut ev = EventLoop::new().unwrap();
+    let mut ev = NativeLoop::new().unwrap();
     let (a, b) = pair();
     let old_calls = Rc::new(Cell::new(0));
     let o = old_calls.clone();
@@ -148,7 +148,7 @@ fn closed_fd_with_reused_number_does_not_reach_the_old_handler() {
 
 #[test]
 fn removing_a_ready_fd_from_an_earlier_handler_skips_it() {
-    let mut ev = EventLoop::new().unwrap();
+    let mut ev = NativeLoop::new().unwrap();
     let (a, mut a_peer) = pair();
     let (b, mut b_peer) = pair();
     let calls = Rc::new(RefCell::new(Vec::new()));
@@ -174,7 +174,7 @@ fn removing_a_ready_fd_from_an_earlier_handler_skips_it() {
 
 #[test]
 fn undrained_fd_is_called_again_while_callbacks_keep_the_loop_busy() {
-    let mut ev = EventLoop::new().unwrap();
+    let mut ev = NativeLoop::new().unwrap();
     let (a, mut b) = pair();
     b.write_all(&[1u8; 30]).unwrap();
     let reads = Rc::new(Cell::new(0));
@@ -186,7 +186,7 @@ fn undrained_fd_is_called_again_while_callbacks_keep_the_loop_busy() {
     })
     .unwrap();
     // A callback that always schedules itself: no poll ever blocks.
-    fn spin(ev: &mut EventLoop, reads: Rc<Cell<u32>>) {
+    fn spin(ev: &mut NativeLoop, reads: Rc<Cell<u32>>) {
         if reads.get() < 30 {
             ev.call_soon(move |ev| spin(ev, reads));
         }

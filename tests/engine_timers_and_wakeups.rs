@@ -1,15 +1,15 @@
-//! Timers and cross-thread wake-ups of the engine, through the pure-Rust `EventLoop`.
+//! Timers and cross-thread wake-ups of the engine, through the pure-Rust `NativeLoop`.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use mioloop::{monotonic_now, EventLoop};
+use mioloop::{monotonic_now, NativeLoop};
 
 #[test]
 fn timers_fire_in_deadline_then_insertion_order() {
-    let mut ev = EventLoop::new().unwrap();
+    let mut ev = NativeLoop::new().unwrap();
     let order = Rc::new(RefCell::new(Vec::new()));
     let base = ev.time() + 5_000_000;
     for (i, offset) in [(0, 2), (1, 1), (2, 1), (3, 0), (4, 2)] {
@@ -23,7 +23,7 @@ fn timers_fire_in_deadline_then_insertion_order() {
 
 #[test]
 fn timer_never_fires_early() {
-    let mut ev = EventLoop::new().unwrap();
+    let mut ev = NativeLoop::new().unwrap();
     let start = Instant::now();
     let fired = Rc::new(RefCell::new(None));
     let f = fired.clone();
@@ -41,7 +41,7 @@ fn timer_never_fires_early() {
 
 #[test]
 fn timer_cancelled_by_a_timer_of_the_same_batch_does_not_run() {
-    let mut ev = EventLoop::new().unwrap();
+    let mut ev = NativeLoop::new().unwrap();
     let ran = Rc::new(RefCell::new(Vec::new()));
     let when = ev.time() + 1_000_000;
     let victim = Rc::new(RefCell::new(None));
@@ -60,7 +60,7 @@ fn timer_cancelled_by_a_timer_of_the_same_batch_does_not_run() {
 
 #[test]
 fn overdue_timer_fires_without_io() {
-    let mut ev = EventLoop::new().unwrap();
+    let mut ev = NativeLoop::new().unwrap();
     ev.call_at(0, |ev| ev.stop());
     let start = Instant::now();
     ev.run().unwrap();
@@ -69,7 +69,7 @@ fn overdue_timer_fires_without_io() {
 
 #[test]
 fn other_thread_wakes_an_idle_loop_every_time() {
-    let mut ev = EventLoop::new().unwrap();
+    let mut ev = NativeLoop::new().unwrap();
     let remote = ev.handle();
     let (tx, rx) = mpsc::channel::<()>();
     let (done_tx, done_rx) = mpsc::channel::<u128>();
@@ -97,7 +97,7 @@ fn other_thread_wakes_an_idle_loop_every_time() {
 
 #[test]
 fn callbacks_added_by_callbacks_wait_for_the_next_iteration() {
-    let mut ev = EventLoop::new().unwrap();
+    let mut ev = NativeLoop::new().unwrap();
     let log = Rc::new(RefCell::new(Vec::new()));
     let l = log.clone();
     ev.call_soon(move |ev| {

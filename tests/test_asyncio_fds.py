@@ -12,13 +12,6 @@ import pytest
 import mioloop
 
 
-@pytest.fixture(params=["mioloop", "asyncio"])
-def loop(request: pytest.FixtureRequest) -> Iterator[asyncio.AbstractEventLoop]:
-    loop = mioloop.new_event_loop() if request.param == "mioloop" else asyncio.SelectorEventLoop()
-    yield loop
-    loop.close()
-
-
 @pytest.fixture
 def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     a, b = socket.socketpair()

@@ -12,7 +12,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 
-use mioloop::{EventLoop, IoEvents};
+use mioloop::{IoEvents, NativeLoop};
 
 struct Conn {
     stream: TcpStream,
@@ -20,7 +20,7 @@ struct Conn {
 }
 
 fn on_conn(
-    ev: &mut EventLoop,
+    ev: &mut NativeLoop,
     fd: RawFd,
     events: IoEvents,
     conn: &RefCell<Conn>,
@@ -87,7 +87,7 @@ fn main() -> io::Result<()> {
         .unwrap_or(25000);
     let listener = TcpListener::bind(("127.0.0.1", port))?;
     listener.set_nonblocking(true)?;
-    let mut ev = EventLoop::new()?;
+    let mut ev = NativeLoop::new()?;
     let buf = Rc::new(RefCell::new(vec![0u8; 256 * 1024]));
     let lfd = listener.as_raw_fd();
     ev.add_handler(lfd, IoEvents::READ, move |ev, _, _| {

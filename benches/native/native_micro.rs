@@ -12,17 +12,17 @@ use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use mioloop::{EventLoop, IoEvents};
+use mioloop::{IoEvents, NativeLoop};
 
 fn chain(n: u64) -> f64 {
-    fn link(ev: &mut EventLoop, left: u64) {
+    fn link(ev: &mut NativeLoop, left: u64) {
         if left == 0 {
             ev.stop();
         } else {
             ev.call_soon(move |ev| link(ev, left - 1));
         }
     }
-    let mut ev = EventLoop::new().expect("loop");
+    let mut ev = NativeLoop::new().expect("loop");
     ev.call_soon(move |ev| link(ev, n - 1));
     let start = Instant::now();
     ev.run().expect("run");
@@ -30,7 +30,7 @@ fn chain(n: u64) -> f64 {
 }
 
 fn burst(n: u64) -> f64 {
-    let mut ev = EventLoop::new().expect("loop");
+    let mut ev = NativeLoop::new().expect("loop");
     let left = Rc::new(Cell::new(n));
     ev.call_soon(move |ev| {
         for _ in 0..n {
@@ -49,7 +49,7 @@ fn burst(n: u64) -> f64 {
 }
 
 fn timers(n: u64, cancel_half: bool) -> f64 {
-    let mut ev = EventLoop::new().expect("loop");
+    let mut ev = NativeLoop::new().expect("loop");
     let expected = if cancel_half { n / 2 } else { n };
     let fired = Rc::new(Cell::new(0u64));
     // A fixed linear congruential sequence: the same delays on every run.
@@ -85,7 +85,7 @@ fn timers(n: u64, cancel_half: bool) -> f64 {
 }
 
 fn wakeups(n: u64) -> f64 {
-    let mut ev = EventLoop::new().expect("loop");
+    let mut ev = NativeLoop::new().expect("loop");
     let remote = ev.handle();
     let producer = std::thread::spawn(move || {
         for i in 1..=n {
@@ -104,7 +104,7 @@ fn wakeups(n: u64) -> f64 {
 }
 
 fn fd_pingpong(n: u64) -> f64 {
-    let mut ev = EventLoop::new().expect("loop");
+    let mut ev = NativeLoop::new().expect("loop");
     let (a, b) = UnixStream::pair().expect("pair");
     a.set_nonblocking(true).expect("nonblocking");
     b.set_nonblocking(true).expect("nonblocking");

@@ -4,19 +4,24 @@ Two faces drive one engine:
 
 - :class:`IOLoop`, Tornado's classic IOLoop API (``start``, ``stop``,
   ``add_handler``, ``add_timeout``, ``add_callback`` ...), usable without Tornado;
-- :class:`EventLoop`, an :class:`asyncio.AbstractEventLoop`, so that asyncio's own
-  ``Future`` and ``Task`` (and so ``async def`` code) run on the engine.
+- :class:`EventLoop`, an :class:`asyncio.AbstractEventLoop`: ``mioloop.run(main())``
+  runs a coroutine on it as ``asyncio.run`` does, and ``mioloop.install()`` makes it
+  the loop of every ``asyncio.run`` that follows.
 """
 
 from ._mioloop import Handle, TimerHandle
 from .eventloop import EventLoop, new_event_loop
 from .ioloop import IOLoop, PeriodicCallback
+from .policy import EventLoopPolicy, install, run
 
 __all__ = [
     "EventLoop",
+    "EventLoopPolicy",
     "Handle",
     "IOLoop",
     "PeriodicCallback",
     "TimerHandle",
+    "install",
     "new_event_loop",
+    "run",
 ]

@@ -7,7 +7,7 @@ from typing import Any, Protocol, TypeAlias, final
 
 from typing_extensions import Self, TypeVarTuple, Unpack, disjoint_base
 
-__all__ = ["ERROR", "READ", "WRITE", "Handle", "Loop", "TimerHandle", "_bench_calls"]
+__all__ = ["ERROR", "READ", "WRITE", "Handle", "LoopCore", "TimerHandle", "_bench_calls"]
 
 def _bench_calls(func: Callable[[], object], n: int) -> float:
     """Calls ``func()`` ``n`` times from native code and returns the seconds it took."""
@@ -45,7 +45,7 @@ class TimerHandle:
         """The timer's deadline, in the loop's time."""
 
 @disjoint_base
-class Loop:
+class LoopCore:
     """The engine behind mioloop's event loops: poll, timers, fds and the iteration."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self: ...
@@ -82,10 +82,11 @@ class Loop:
     ) -> TimerHandle:
         """asyncio: arranges for ``callback(*args)`` to be called at loop time ``when``."""
     def add_callback(self, callback: Callable[..., object], *args: Any, **kwargs: Any) -> None:
-        """Calls the given callback on the next I/O loop iteration.
+        """Calls the given callback on the next I/O loop iteration, in the context
+        current now.
 
-        It is safe to call this method from any thread at any time. A callback added
-        after ``close()`` is dropped silently.
+        It is safe to call this method from any thread at any time, including a
+        signal handler. A callback added after ``close()`` is dropped silently.
         """
     def add_timeout(
         self,
@@ -115,6 +116,16 @@ class Loop:
         ``fd`` is an int or an object with a ``fileno()`` method; the handler is called
         as ``handler(fd, events)`` with the same object.
         """
+    def add_reader(self, fd: _Fd, callback: Callable[[Unpack[_Ts]], object], *args: Unpack[_Ts]) -> None:
+        """asyncio: calls ``callback(*args)`` whenever ``fd`` is readable (replacing any
+        previous reader of ``fd``), in the context current now."""
+    def add_writer(self, fd: _Fd, callback: Callable[[Unpack[_Ts]], object], *args: Unpack[_Ts]) -> None:
+        """asyncio: calls ``callback(*args)`` whenever ``fd`` is writable (replacing any
+        previous writer of ``fd``), in the context current now."""
+    def remove_reader(self, fd: _Fd) -> bool:
+        """asyncio: stops watching ``fd`` for reading; returns whether it was watched."""
+    def remove_writer(self, fd: _Fd) -> bool:
+        """asyncio: stops watching ``fd`` for writing; returns whether it was watched."""
     def update_handler(self, fd: _Fd, events: int) -> None:
         """Changes the events we listen for on ``fd``."""
     def remove_handler(self, fd: _Fd) -> None:

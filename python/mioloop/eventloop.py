@@ -19,19 +19,14 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
-from ._mioloop import ERROR as _ERROR
-from ._mioloop import READ as _READ
-from ._mioloop import WRITE as _WRITE
-from ._mioloop import Loop
-
-FileDescriptorLike = Any  # an int, or an object with fileno()
+from ._mioloop import LoopCore
 
 _T = TypeVar("_T")
 
 __all__ = ["EventLoop", "new_event_loop"]
 
 
-class EventLoop(Loop, asyncio.AbstractEventLoop):  # type: ignore[misc]
+class EventLoop(LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     """An asyncio event loop on mioloop's engine.
 
     ::
@@ -43,8 +38,10 @@ class EventLoop(Loop, asyncio.AbstractEventLoop):  # type: ignore[misc]
             loop.close()
 
     The scheduling methods (``call_soon``, ``call_soon_threadsafe``, ``call_later``,
-    ``call_at``, ``time``) are native. Only ``call_soon_threadsafe`` is safe to call
-    from another thread.
+    ``call_at``, ``time``) and the fd watchers (``add_reader``, ``add_writer``,
+    ``remove_reader``, ``remove_writer``) are native. Callbacks run in the
+    ``contextvars`` context current when they were scheduled, or in ``context=``.
+    Only ``call_soon_threadsafe`` is safe to call from another thread.
     """
 
     #: Where ``default_exception_handler`` logs.
@@ -53,8 +50,6 @@ class EventLoop(Loop, asyncio.AbstractEventLoop):  # type: ignore[misc]
     def __init__(self) -> None:
         self._exception_handler: Callable[..., object] | None = None
         self._default_executor: concurrent.futures.Executor | None = None
-        # fd -> [reader, writer], each (callback, args) or None.
-        self._fd_watchers: dict[int, list[tuple[Callable[..., object], tuple[Any, ...]] | None]] = {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} running={self.is_running()} closed={self.is_closed()} debug={self.get_debug()}>"
@@ -65,11 +60,7 @@ class EventLoop(Loop, asyncio.AbstractEventLoop):  # type: ignore[misc]
         """Runs the loop until ``stop()`` is called."""
         if self.is_closed():
             raise RuntimeError("Event loop is closed")
-        if self.is_running():
-            raise RuntimeError("This event loop is already running")
-        running = asyncio.events._get_running_loop()
-        if running is not None:
-            raise RuntimeError("Cannot run the event loop while another loop is running")
+        self._check_not_running()
         asyncio.events._set_running_loop(self)
         try:
             self._run()
@@ -81,6 +72,8 @@ class EventLoop(Loop, asyncio.AbstractEventLoop):  # type: ignore[misc]
         result or raises its exception."""
         if self.is_closed():
             raise RuntimeError("Event loop is closed")
+        # Refuse before wrapping a coroutine in a task: a refused call runs nothing.
+        self._check_not_running()
         new_task = not asyncio.isfuture(future)
         fut = asyncio.ensure_future(future, loop=self)  # type: ignore[arg-type]
         fut.add_done_callback(self._stop_on_done)
@@ -97,6 +90,12 @@ class EventLoop(Loop, asyncio.AbstractEventLoop):  # type: ignore[misc]
             raise RuntimeError("Event loop stopped before Future completed.")
         return fut.result()
 
+    def _check_not_running(self) -> None:
+        if self.is_running():
+            raise RuntimeError("This event loop is already running")
+        if asyncio.events._get_running_loop() is not None:
+            raise RuntimeError("Cannot run the event loop while another loop is running")
+
     def _stop_on_done(self, fut: asyncio.Future[Any]) -> None:
         self.stop()
 
@@ -109,7 +108,6 @@ class EventLoop(Loop, asyncio.AbstractEventLoop):  # type: ignore[misc]
         """Closes the engine and the executor; returns the objects that had fd
         handlers."""
         fileobjs = self._close()
-        self._fd_watchers.clear()
         executor, self._default_executor = self._default_executor, None
         if executor is not None:
             executor.shutdown(wait=False)
@@ -141,72 +139,6 @@ class EventLoop(Loop, asyncio.AbstractEventLoop):  # type: ignore[misc]
             await asyncio.wait_for(asyncio.shield(done), timeout)
         except asyncio.TimeoutError:
             pass
-
-    # File descriptors (level-triggered, on the engine's fd table)
-
-    def add_reader(  # type: ignore[override]
-        self, fd: FileDescriptorLike, callback: Callable[..., object], *args: Any
-    ) -> None:
-        """Calls ``callback(*args)`` whenever ``fd`` is readable (replacing any
-        previous reader of ``fd``)."""
-        self._add_watcher(fd, 0, callback, args)
-
-    def add_writer(  # type: ignore[override]
-        self, fd: FileDescriptorLike, callback: Callable[..., object], *args: Any
-    ) -> None:
-        """Calls ``callback(*args)`` whenever ``fd`` is writable (replacing any
-        previous writer of ``fd``)."""
-        self._add_watcher(fd, 1, callback, args)
-
-    def remove_reader(self, fd: FileDescriptorLike) -> bool:
-        """Stops watching ``fd`` for reading; returns whether it was watched."""
-        return self._remove_watcher(fd, 0)
-
-    def remove_writer(self, fd: FileDescriptorLike) -> bool:
-        """Stops watching ``fd`` for writing; returns whether it was watched."""
-        return self._remove_watcher(fd, 1)
-
-    def _add_watcher(self, fd: FileDescriptorLike, which: int, callback: Callable[..., object], args: tuple) -> None:
-        if self.is_closed():
-            raise RuntimeError("Event loop is closed")
-        if not callable(callback):
-            raise TypeError(f"a callable object was expected, got {callback!r}")
-        fileno = _fileno(fd)
-        watchers = self._fd_watchers.get(fileno)
-        if watchers is None:
-            watchers = [None, None]
-            watchers[which] = (callback, args)
-            self.add_handler(fileno, self._dispatch_fd, _mask(watchers))
-            self._fd_watchers[fileno] = watchers
-        else:
-            watchers[which] = (callback, args)
-            self.update_handler(fileno, _mask(watchers))
-
-    def _remove_watcher(self, fd: FileDescriptorLike, which: int) -> bool:
-        if self.is_closed():
-            return False
-        fileno = _fileno(fd)
-        watchers = self._fd_watchers.get(fileno)
-        if watchers is None or watchers[which] is None:
-            return False
-        watchers[which] = None
-        if watchers == [None, None]:
-            del self._fd_watchers[fileno]
-            self.remove_handler(fileno)
-        else:
-            self.update_handler(fileno, _mask(watchers))
-        return True
-
-    def _dispatch_fd(self, fd: int, events: int) -> None:
-        watchers = self._fd_watchers.get(fd)
-        if watchers is None:
-            return
-        reader, writer = watchers
-        # An error condition wakes both, as asyncio's selector loop reports it.
-        if reader is not None and events & (_READ | _ERROR):
-            reader[0](*reader[1])
-        if writer is not None and events & (_WRITE | _ERROR) and watchers[1] is writer:
-            writer[0](*writer[1])
 
     # Futures and tasks
 
@@ -307,23 +239,6 @@ class EventLoop(Loop, asyncio.AbstractEventLoop):  # type: ignore[misc]
 
     def _callback_returned(self, result: object) -> None:
         """asyncio ignores what callbacks return (the engine does not call this)."""
-
-
-def _fileno(fd: FileDescriptorLike) -> int:
-    if isinstance(fd, int):
-        fileno = fd
-    else:
-        try:
-            fileno = int(fd.fileno())
-        except (AttributeError, TypeError, ValueError):
-            raise ValueError(f"Invalid file object: {fd!r}") from None
-    if fileno < 0:
-        raise ValueError(f"Invalid file descriptor: {fileno}")
-    return fileno
-
-
-def _mask(watchers: list[Any]) -> int:
-    return (_READ if watchers[0] is not None else 0) | (_WRITE if watchers[1] is not None else 0)
 
 
 def new_event_loop() -> EventLoop:

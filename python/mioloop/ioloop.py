@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from . import _mioloop
-from ._mioloop import Loop, TimerHandle
+from ._mioloop import LoopCore, TimerHandle
 from .eventloop import EventLoop
 
 _T = TypeVar("_T")
@@ -158,11 +158,11 @@ class IOLoop(EventLoop):
 
     # Callbacks and timeouts
 
-    add_callback_from_signal = Loop.add_callback
-    spawn_callback = Loop.add_callback
+    add_callback_from_signal = LoopCore.add_callback
+    spawn_callback = LoopCore.add_callback
 
-    call_later = Loop._tornado_call_later  # type: ignore[assignment]
-    call_at = Loop._tornado_call_at  # type: ignore[assignment]
+    call_later = LoopCore._tornado_call_later  # type: ignore[assignment]
+    call_at = LoopCore._tornado_call_at  # type: ignore[assignment]
 
     def add_future(
         self,

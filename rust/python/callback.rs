@@ -1,31 +1,26 @@
-//! A queued Python callback, and how it is called.
+//! A queued Python callback, how it is called, and the `Handle` that cancels it.
 
-use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit, PyTypeError};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
-use super::handles::Handle;
+use super::context;
 
-/// A callback with its arguments, as the ready queue and the timer heap hold it.
+/// A callback with its arguments and its context, as the ready queue, the timer
+/// heap and an fd's watchers hold it.
 pub(crate) struct PyCallback {
     pub(crate) func: Py<PyAny>,
     /// `None` when there are no arguments: the call then allocates nothing.
-    pub(crate) args: Option<Py<PyTuple>>,
-    /// An asyncio `contextvars.Context` to run in.
-    pub(crate) context: Option<Py<PyAny>>,
+    args: Option<Py<PyTuple>>,
+    /// The `contextvars.Context` it runs in.
+    context: Py<PyAny>,
     /// The asyncio `Handle` that can cancel it.
-    pub(crate) handle: Option<Py<Handle>>,
+    handle: Option<Py<Handle>>,
     /// Tornado semantics: a returned awaitable is awaited and its error logged.
     pub(crate) tornado: bool,
-}
-
-/// What a callback's failure means for the loop.
-pub(crate) enum Failure {
-    /// `KeyboardInterrupt` or `SystemExit`: leave `start()`.
-    Exit(PyErr),
-    /// Any other exception: report it and go on.
-    Report(PyErr),
 }
 
 pub(crate) fn check_callable(func: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
@@ -51,13 +46,14 @@ impl PyCallback {
         Ok(PyCallback {
             func: func.clone().unbind(),
             args: (!args.is_empty()).then(|| args.clone().unbind()),
-            context: context.filter(|c| !c.is_none()).map(|c| c.clone().unbind()),
+            context: context::given_or_current(context, func.py())?,
             handle: None,
             tornado: false,
         })
     }
 
-    /// A callback with Tornado's calling convention (`*args, **kwargs`).
+    /// A callback with Tornado's calling convention (`*args, **kwargs`), in the
+    /// current context.
     pub(crate) fn tornado(
         func: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
@@ -86,10 +82,17 @@ impl PyCallback {
         Ok(PyCallback {
             func,
             args,
-            context: None,
+            context: context::capture(py)?,
             handle: None,
             tornado: true,
         })
+    }
+
+    /// Attaches a new `Handle` that cancels this callback, and returns it.
+    pub(crate) fn with_handle(mut self, py: Python<'_>) -> PyResult<(Self, Py<Handle>)> {
+        let handle = Py::new(py, Handle::new())?;
+        self.handle = Some(handle.clone_ref(py));
+        Ok((self, handle))
     }
 
     pub(crate) fn is_cancelled(&self, py: Python<'_>) -> bool {
@@ -98,22 +101,13 @@ impl PyCallback {
             .is_some_and(|h| h.bind(py).get().is_cancelled())
     }
 
-    /// Calls it; the result is returned only when Tornado semantics may need it.
+    /// Calls it in its context; the result is returned for Tornado semantics.
     pub(crate) fn call<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let func = self.func.bind(py);
-        match (&self.context, &self.args) {
-            (None, None) => func.call0(),
-            (None, Some(args)) => func.call1(args.bind(py)),
-            (Some(context), args) => {
-                let mut all = vec![func.clone()];
-                if let Some(args) = args {
-                    all.extend(args.bind(py).iter());
-                }
-                context
-                    .bind(py)
-                    .call_method1(intern!(py, "run"), PyTuple::new(py, all)?)
-            }
-        }
+        context::run_in(py, &self.context, || match &self.args {
+            None => func.call0(),
+            Some(args) => func.call1(args.bind(py)),
+        })
     }
 
     pub(crate) fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
@@ -124,11 +118,42 @@ impl PyCallback {
     }
 }
 
-/// Sorts a callback's error: exits propagate, the rest are reported.
-pub(crate) fn classify(py: Python<'_>, err: PyErr) -> Failure {
-    if err.is_instance_of::<PyKeyboardInterrupt>(py) || err.is_instance_of::<PySystemExit>(py) {
-        Failure::Exit(err)
-    } else {
-        Failure::Report(err)
+/// A callback scheduled with `call_soon`; `cancel()` stops it from running.
+#[pyclass(frozen, module = "mioloop._mioloop")]
+pub(crate) struct Handle {
+    cancelled: AtomicBool,
+}
+
+impl Handle {
+    fn new() -> Self {
+        Handle {
+            cancelled: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+}
+
+#[pymethods]
+impl Handle {
+    /// Cancels the callback; does nothing if it already ran.
+    fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether `cancel()` was called.
+    fn cancelled(&self) -> bool {
+        self.is_cancelled()
+    }
+
+    fn __repr__(&self) -> String {
+        let state = if self.is_cancelled() {
+            " cancelled"
+        } else {
+            ""
+        };
+        format!("<Handle{state}>")
     }
 }

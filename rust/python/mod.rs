@@ -1,15 +1,33 @@
 //! The Python bindings: every PyO3 item of the crate lives in this folder.
 //!
-//! - `event_loop.rs`: `Loop`, the engine as a Python class (both faces subclass it);
-//! - `callback.rs`: how a queued callback is stored and called;
-//! - `handles.rs`: `Handle` and `TimerHandle`, what scheduling returns;
-//! - `errors.rs`: engine errors as the right Python exceptions.
+//! - `core.rs`: `LoopCore`, the engine as a Python class (both faces subclass it);
+//!   its methods are spread by concern over `run.rs` (the iteration),
+//!   `scheduling.rs` (callbacks and timers), `handlers.rs` (Tornado's fd handlers)
+//!   and `watchers.rs` (asyncio's readers and writers);
+//! - `shared.rs`: the state shared with handles and other threads;
+//! - `fd_owner.rs`: who owns a registered fd, and what its events run;
+//! - `callback.rs`, `context.rs`, `timer_handle.rs`: a queued callback, the
+//!   `contextvars` it runs in, and the handles that cancel it;
+//! - `report.rs`: what happens to a callback's exception;
+//! - `signals.rs`: the signal wake-up socket;
+//! - `args.rs`, `errors.rs`, `thread_id.rs`: arguments in, exceptions out, and
+//!   which thread is the loop's.
 
+mod args;
 mod callback;
+mod context;
+mod core;
 mod errors;
-mod event_loop;
-mod handles;
+mod fd_owner;
+mod handlers;
+mod report;
+mod run;
+mod scheduling;
+mod shared;
+mod signals;
 mod thread_id;
+mod timer_handle;
+mod watchers;
 
 use pyo3::prelude::*;
 
@@ -27,10 +45,10 @@ fn _bench_calls(func: &Bound<'_, PyAny>, n: u64) -> PyResult<f64> {
 /// The native core of mioloop.
 #[pymodule(gil_used = true)]
 fn _mioloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<event_loop::Loop>()?;
+    m.add_class::<core::LoopCore>()?;
     m.add_function(wrap_pyfunction!(_bench_calls, m)?)?;
-    m.add_class::<handles::Handle>()?;
-    m.add_class::<handles::TimerHandle>()?;
+    m.add_class::<callback::Handle>()?;
+    m.add_class::<timer_handle::TimerHandle>()?;
     m.add("READ", crate::IoEvents::READ.bits())?;
     m.add("WRITE", crate::IoEvents::WRITE.bits())?;
     m.add("ERROR", crate::IoEvents::ERROR.bits())?;

@@ -11,42 +11,41 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mio::{Events, Poll};
-
 use crate::clock::{monotonic_now, Nanos};
 use crate::events::IoEvents;
-use crate::fd_table::FdError;
+use crate::fd_table::{FdError, Trigger};
 use crate::inbox::Inbox;
-use crate::reactor::{PollPlan, Reactor, Ready};
+use crate::iteration::{PollPlan, Work};
+use crate::poller::{InPlace, Poller};
+use crate::reactor::Reactor;
 use crate::timer_heap::TimerKey;
 
-type Callback = Box<dyn FnOnce(&mut EventLoop)>;
-type RemoteCallback = Box<dyn FnOnce(&mut EventLoop) + Send>;
-type Handler = Rc<dyn Fn(&mut EventLoop, RawFd, IoEvents)>;
+type Callback = Box<dyn FnOnce(&mut NativeLoop)>;
+type RemoteCallback = Box<dyn FnOnce(&mut NativeLoop) + Send>;
+type Handler = Rc<dyn Fn(&mut NativeLoop, RawFd, IoEvents)>;
 
 /// A single-threaded event loop driven by Rust closures.
 ///
 /// # Examples
 /// ```
-/// use mioloop::EventLoop;
+/// use mioloop::NativeLoop;
 /// use std::time::Duration;
-/// let mut ev = EventLoop::new().unwrap();
+/// let mut ev = NativeLoop::new().unwrap();
 /// let remote = ev.handle();
 /// std::thread::spawn(move || remote.call_soon_threadsafe(|ev| ev.stop()));
 /// ev.call_later(Duration::from_secs(60), |_| panic!("stopped long before"));
 /// ev.run().unwrap();
 /// ```
-pub struct EventLoop {
-    poll: Poll,
-    events: Events,
+pub struct NativeLoop {
+    poller: Poller,
     reactor: Reactor<Callback, Handler>,
     inbox: Arc<Inbox<RemoteCallback>>,
     stopping: bool,
 }
 
-impl fmt::Debug for EventLoop {
+impl fmt::Debug for NativeLoop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EventLoop")
+        f.debug_struct("NativeLoop")
             .field("ready", &self.reactor.ready_len())
             .field("timers", &self.reactor.timers.len())
             .field("fds", &self.reactor.fds.len())
@@ -54,35 +53,34 @@ impl fmt::Debug for EventLoop {
     }
 }
 
-/// Schedules work on an [`EventLoop`] from any thread.
+/// Schedules work on an [`NativeLoop`] from any thread.
 #[derive(Clone)]
-pub struct LoopHandle {
+pub struct NativeLoopHandle {
     inbox: Arc<Inbox<RemoteCallback>>,
 }
 
-impl fmt::Debug for LoopHandle {
+impl fmt::Debug for NativeLoopHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoopHandle").finish_non_exhaustive()
+        f.debug_struct("NativeLoopHandle").finish_non_exhaustive()
     }
 }
 
-impl LoopHandle {
+impl NativeLoopHandle {
     /// Runs `f` on the loop's thread, waking the loop. Returns `false` if the loop
     /// is gone.
-    pub fn call_soon_threadsafe(&self, f: impl FnOnce(&mut EventLoop) + Send + 'static) -> bool {
+    pub fn call_soon_threadsafe(&self, f: impl FnOnce(&mut NativeLoop) + Send + 'static) -> bool {
         self.inbox.push(Box::new(f)).is_ok()
     }
 }
 
-impl EventLoop {
+impl NativeLoop {
     /// A new loop with its own poll.
     pub fn new() -> io::Result<Self> {
-        let poll = Poll::new()?;
-        let reactor = Reactor::new(poll.registry().try_clone()?);
-        let inbox = Arc::new(Inbox::new(poll.registry())?);
-        Ok(EventLoop {
-            poll,
-            events: Events::with_capacity(1024),
+        let poller = Poller::new(1024)?;
+        let reactor = Reactor::new(poller.registry().try_clone()?);
+        let inbox = Arc::new(Inbox::new(poller.registry())?);
+        Ok(NativeLoop {
+            poller,
             reactor,
             inbox,
             stopping: false,
@@ -95,14 +93,14 @@ impl EventLoop {
     }
 
     /// A handle for other threads.
-    pub fn handle(&self) -> LoopHandle {
-        LoopHandle {
+    pub fn handle(&self) -> NativeLoopHandle {
+        NativeLoopHandle {
             inbox: self.inbox.clone(),
         }
     }
 
     /// Runs `f` on the next iteration.
-    pub fn call_soon(&mut self, f: impl FnOnce(&mut EventLoop) + 'static) {
+    pub fn call_soon(&mut self, f: impl FnOnce(&mut NativeLoop) + 'static) {
         self.reactor.push(Box::new(f));
     }
 
@@ -110,7 +108,7 @@ impl EventLoop {
     pub fn call_at(
         &mut self,
         deadline: Nanos,
-        f: impl FnOnce(&mut EventLoop) + 'static,
+        f: impl FnOnce(&mut NativeLoop) + 'static,
     ) -> TimerKey {
         self.reactor.timers.insert(deadline, Box::new(f))
     }
@@ -119,7 +117,7 @@ impl EventLoop {
     pub fn call_later(
         &mut self,
         delay: Duration,
-        f: impl FnOnce(&mut EventLoop) + 'static,
+        f: impl FnOnce(&mut NativeLoop) + 'static,
     ) -> TimerKey {
         let delay = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
         self.call_at(monotonic_now().saturating_add(delay), f)
@@ -135,9 +133,11 @@ impl EventLoop {
         &mut self,
         fd: RawFd,
         events: IoEvents,
-        handler: impl Fn(&mut EventLoop, RawFd, IoEvents) + 'static,
+        handler: impl Fn(&mut NativeLoop, RawFd, IoEvents) + 'static,
     ) -> Result<(), FdError> {
-        self.reactor.add_fd(fd, events, Rc::new(handler)).map(drop)
+        self.reactor
+            .add_fd(fd, events, Trigger::Level, Rc::new(handler))
+            .map(drop)
     }
 
     /// Changes the events `fd` is watched for.
@@ -163,60 +163,32 @@ impl EventLoop {
         Ok(())
     }
 
-    fn poll(&mut self, timeout: Duration) -> io::Result<()> {
-        match self.poll.poll(&mut self.events, Some(timeout)) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                self.events.clear();
-                Ok(())
-            }
-            other => other,
-        }
-    }
-
     /// Runs one iteration: poll, then the queued callbacks, fd handlers and due timers.
     pub fn run_once(&mut self) -> io::Result<()> {
-        self.inbox.drain_into(&mut RemoteSink(&mut self.reactor));
         let mut dropped = Vec::new();
-        let plan = self.reactor.prepare_poll(monotonic_now, &mut dropped);
-        match plan {
-            PollPlan::Skip => self.events.clear(),
-            PollPlan::Poll(timeout) => self.poll(timeout)?,
-            PollPlan::TryThenBlock(timeout) => {
-                self.poll(Duration::ZERO)?;
-                if self.events.is_empty() {
-                    self.reactor.rearm_all(&mut dropped);
-                    self.poll(timeout)?;
-                }
-            }
-        }
-        self.inbox.drain_into(&mut RemoteSink(&mut self.reactor));
-        let now = match plan {
-            PollPlan::Skip => self.reactor.now(),
-            _ => self.reactor.read_clock(monotonic_now),
-        };
-        let collected = self.reactor.collect(&self.events, now);
+        let plan = self
+            .reactor
+            .begin(&self.inbox, local, monotonic_now, &mut dropped);
+        let reactor = &mut self.reactor;
+        self.poller
+            .poll(plan, &mut InPlace, || reactor.rearm_all(&mut dropped))?;
+        let polled = (plan != PollPlan::Skip).then(|| self.poller.events());
+        let collected = self.reactor.end(polled, &self.inbox, local, monotonic_now);
         for _ in 0..collected.run {
             let Some(item) = self.reactor.pop() else {
                 break;
             };
-            match item {
-                Ready::Call(f) => f(self),
-                Ready::Timer(key) => {
-                    if let Some(f) = self.reactor.take_timer(key) {
-                        f(self);
-                    }
-                }
-                Ready::Io { token, events } => {
-                    let target = self
-                        .reactor
-                        .io_target(token, events)
-                        .map(|(fd, h, ev)| (fd, Rc::clone(h), ev));
-                    if let Some((fd, handler, ev)) = target {
-                        // No poll happens while the handler runs: the debt can be
-                        // recorded first, as the Python host does.
-                        self.reactor.dispatched(token);
-                        handler(self, fd, ev);
-                    }
+            match self.reactor.resolve(item) {
+                None => {}
+                Some(Work::Call(f)) => f(self),
+                Some(Work::Io {
+                    fd,
+                    handler,
+                    events,
+                    ..
+                }) => {
+                    let handler = Rc::clone(handler);
+                    handler(self, fd, events);
                 }
             }
         }
@@ -224,11 +196,7 @@ impl EventLoop {
     }
 }
 
-/// Adapts the reactor's ready queue to receive the inbox's `Send` closures.
-struct RemoteSink<'a>(&'a mut Reactor<Callback, Handler>);
-
-impl Extend<RemoteCallback> for RemoteSink<'_> {
-    fn extend<I: IntoIterator<Item = RemoteCallback>>(&mut self, iter: I) {
-        self.0.extend(iter.into_iter().map(|f| f as Callback));
-    }
+/// An inbox item as a callback of the ready queue.
+fn local(f: RemoteCallback) -> Callback {
+    f
 }

@@ -1,57 +1,14 @@
-//! What scheduling returns: handles that cancel a callback or a timer.
+//! `TimerHandle`: what `add_timeout`, `call_later` and `call_at` return.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Weak;
 
 use pyo3::prelude::*;
 
-use super::event_loop::Shared;
+use super::shared::Shared;
 use crate::TimerKey;
 
-/// A callback scheduled with `call_soon`; `cancel()` stops it from running.
-#[pyclass(frozen, module = "mioloop._mioloop")]
-pub(crate) struct Handle {
-    cancelled: AtomicBool,
-}
-
-impl Handle {
-    pub(crate) fn new() -> Self {
-        Handle {
-            cancelled: AtomicBool::new(false),
-        }
-    }
-
-    pub(crate) fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Relaxed)
-    }
-}
-
-#[pymethods]
-impl Handle {
-    /// Cancels the callback; does nothing if it already ran.
-    fn cancel(&self) {
-        self.cancelled.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether `cancel()` was called.
-    fn cancelled(&self) -> bool {
-        self.is_cancelled()
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "<Handle{}>",
-            if self.is_cancelled() {
-                " cancelled"
-            } else {
-                ""
-            }
-        )
-    }
-}
-
-/// A timer (`add_timeout`, `call_later`, `call_at`). Cancelling it releases its
-/// callback and arguments at once.
+/// A timer. Cancelling it releases its callback and arguments at once.
 #[pyclass(frozen, module = "mioloop._mioloop")]
 pub(crate) struct TimerHandle {
     key: TimerKey,

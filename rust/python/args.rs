@@ -1,0 +1,71 @@
+//! Arguments as Tornado and asyncio spell them: file descriptors and deadlines.
+
+use std::os::fd::RawFd;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyFloat, PyInt};
+
+use super::errors;
+use crate::{deadline_after, deadline_at, monotonic_now, Nanos};
+
+/// Splits Tornado's `fd` argument: an int, or an object with `fileno()`.
+pub(crate) fn split_fd<'py>(fd: &Bound<'py, PyAny>) -> PyResult<(RawFd, Bound<'py, PyAny>)> {
+    if fd.is_instance_of::<PyInt>() {
+        return Ok((fd.extract()?, fd.clone()));
+    }
+    let py = fd.py();
+    match fd.getattr_opt(intern!(py, "fileno"))? {
+        Some(fileno) => Ok((fileno.call0()?.extract()?, fd.clone())),
+        None => Err(PyTypeError::new_err(format!(
+            "expected an int file descriptor or an object with fileno(), got {}",
+            fd.get_type().name()?
+        ))),
+    }
+}
+
+/// asyncio's file descriptor argument: an int or an object with `fileno()`,
+/// which must give a non-negative int (`ValueError` otherwise).
+pub(crate) fn fileno(fd: &Bound<'_, PyAny>) -> PyResult<RawFd> {
+    let raw = if fd.is_instance_of::<PyInt>() {
+        fd.extract::<RawFd>().ok()
+    } else {
+        fd.call_method0(intern!(fd.py(), "fileno"))
+            .ok()
+            .and_then(|n| n.extract::<RawFd>().ok())
+    };
+    match raw {
+        Some(raw) if raw >= 0 => Ok(raw),
+        Some(raw) => Err(PyValueError::new_err(format!(
+            "Invalid file descriptor: {raw}"
+        ))),
+        None => Err(PyValueError::new_err(format!(
+            "Invalid file object: {}",
+            fd.repr()?
+        ))),
+    }
+}
+
+/// Tornado's `add_timeout` deadline: a number on the loop's clock, or a
+/// `datetime.timedelta` from now.
+pub(crate) fn tornado_deadline(deadline: &Bound<'_, PyAny>) -> PyResult<Nanos> {
+    let py = deadline.py();
+    if deadline.is_instance_of::<PyFloat>() || deadline.is_instance_of::<PyInt>() {
+        deadline_at(deadline.extract()?)
+    } else if deadline.is_instance(
+        &py.import(intern!(py, "datetime"))?
+            .getattr(intern!(py, "timedelta"))?,
+    )? {
+        let delay: f64 = deadline
+            .call_method0(intern!(py, "total_seconds"))?
+            .extract()?;
+        deadline_after(monotonic_now(), delay)
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "Unsupported deadline {}: expected a number or a datetime.timedelta",
+            deadline.repr()?
+        )));
+    }
+    .map_err(errors::time_error)
+}

@@ -1,0 +1,90 @@
+//! Tornado's fd handlers: `add_handler`, `update_handler`, `remove_handler`.
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use super::args::split_fd;
+use super::callback::check_callable;
+use super::context;
+use super::core::LoopCore;
+use super::errors;
+use super::fd_owner::{FdOwner, TornadoHandler};
+use crate::{IoEvents, Trigger};
+
+#[pymethods]
+impl LoopCore {
+    /// Registers `handler` to receive events for `fd`.
+    ///
+    /// `fd` is an int or an object with a `fileno()` method; the handler is called
+    /// as `handler(fd, events)` with the same object, in the context current now.
+    /// `events` is a combination of `READ`, `WRITE` and `ERROR`; errors are always
+    /// reported.
+    fn add_handler(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        handler: &Bound<'_, PyAny>,
+        events: u32,
+    ) -> PyResult<()> {
+        self.check_process()?;
+        check_callable(handler, "add_handler")?;
+        let (raw, fileobj) = split_fd(fd)?;
+        let owner = FdOwner::Handler(TornadoHandler {
+            func: handler.clone().unbind(),
+            fileobj: fileobj.unbind(),
+            context: context::capture(fd.py())?,
+        });
+        let replaced = self.lock().add_fd(
+            raw,
+            IoEvents::from_bits_truncate(events),
+            Trigger::Level,
+            owner,
+        );
+        // The owner of a closed fd whose number was reused, dropped outside the lock.
+        drop(replaced.map_err(errors::fd_error)?);
+        Ok(())
+    }
+
+    /// Changes the events we listen for on `fd`.
+    fn update_handler(&self, fd: &Bound<'_, PyAny>, events: u32) -> PyResult<()> {
+        self.check_process()?;
+        let (raw, _) = split_fd(fd)?;
+        let mut reactor = self.lock();
+        if !matches!(
+            reactor.fds.get(raw),
+            None | Some(crate::FdEntry {
+                handler: FdOwner::Handler(_),
+                ..
+            })
+        ) {
+            return Err(PyValueError::new_err(format!(
+                "fd {raw} is not registered with add_handler"
+            )));
+        }
+        reactor
+            .update_fd(raw, IoEvents::from_bits_truncate(events))
+            .map_err(errors::fd_error)
+    }
+
+    /// Stops listening for events on `fd`. Unknown fds are ignored.
+    fn remove_handler(&self, fd: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.check_process()?;
+        let raw = match split_fd(fd) {
+            Ok((raw, _)) if raw >= 0 => Some(raw),
+            // A closed file object (fileno() raises or returns -1): find it by identity.
+            _ => None,
+        };
+        let removed = {
+            let mut reactor = self.lock();
+            let raw = raw.or_else(|| {
+                reactor
+                    .fds
+                    .find(|owner| owner.fileobj().is_some_and(|f| f.is(fd)))
+            });
+            let is_handler = |r: &crate::FdEntry<FdOwner>| matches!(r.handler, FdOwner::Handler(_));
+            raw.filter(|&raw| reactor.fds.get(raw).is_some_and(is_handler))
+                .and_then(|raw| reactor.remove_fd(raw))
+        };
+        drop(removed);
+        Ok(())
+    }
+}

@@ -1,0 +1,79 @@
+//! What the loop does with a callback's exception: `KeyboardInterrupt` and
+//! `SystemExit` leave `start()`; anything else goes to the loop's exception
+//! handler ("Exception in callback ...") and the loop goes on.
+
+use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// What a callback's failure means for the loop.
+pub(crate) enum Failure {
+    /// `KeyboardInterrupt` or `SystemExit`: leave `start()`.
+    Exit(PyErr),
+    /// Any other exception: report it and go on.
+    Report(PyErr),
+}
+
+/// Sorts a callback's error: exits propagate, the rest are reported.
+pub(crate) fn classify(py: Python<'_>, err: PyErr) -> Failure {
+    if err.is_instance_of::<PyKeyboardInterrupt>(py) || err.is_instance_of::<PySystemExit>(py) {
+        Failure::Exit(err)
+    } else {
+        Failure::Report(err)
+    }
+}
+
+/// Handles `err`, raised by `culprit`: an exit is returned, anything else is
+/// passed to `event_loop.call_exception_handler`.
+pub(crate) fn fail(
+    event_loop: &Bound<'_, PyAny>,
+    err: PyErr,
+    culprit: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let py = event_loop.py();
+    match classify(py, err) {
+        Failure::Exit(err) => Err(err),
+        Failure::Report(err) => {
+            let context = PyDict::new(py);
+            let message = format!("Exception in callback {}", culprit.repr()?);
+            context.set_item(intern!(py, "message"), message)?;
+            context.set_item(intern!(py, "exception"), err.value(py))?;
+            context.set_item(intern!(py, "callback"), culprit)?;
+            call_exception_handler(event_loop, context)
+        }
+    }
+}
+
+/// Passes `context` to the loop's exception handler; an exception from the
+/// handler itself is unraisable, unless it is an exit.
+pub(crate) fn call_exception_handler(
+    event_loop: &Bound<'_, PyAny>,
+    context: Bound<'_, PyDict>,
+) -> PyResult<()> {
+    let py = event_loop.py();
+    if let Err(handler_err) =
+        event_loop.call_method1(intern!(py, "call_exception_handler"), (context,))
+    {
+        match classify(py, handler_err) {
+            Failure::Exit(exit) => return Err(exit),
+            Failure::Report(e) => e.write_unraisable(py, Some(event_loop)),
+        }
+    }
+    Ok(())
+}
+
+/// Tornado awaits a coroutine or future returned by a callback, to log its error.
+pub(crate) fn after_tornado_call(
+    event_loop: &Bound<'_, PyAny>,
+    result: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    if result.is_none() {
+        return Ok(());
+    }
+    let py = event_loop.py();
+    match event_loop.call_method1(intern!(py, "_callback_returned"), (result,)) {
+        Ok(_) => Ok(()),
+        Err(err) => fail(event_loop, err, result),
+    }
+}

@@ -1,0 +1,206 @@
+//! The Python host of the engine's iteration (see `crate::iteration`): it adds
+//! the GIL (released while the poll may block), signals, and how Python callbacks
+//! and fd owners are called.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+
+use super::callback::PyCallback;
+use super::context;
+use super::core::LoopCore;
+use super::fd_owner::FdJob;
+use super::report;
+use super::signals::SignalWakeup;
+use super::thread_id::{self, NO_THREAD};
+use crate::{monotonic_now, Blocking, IoEvents, PollPlan, Ready, Work};
+
+/// Releases the GIL while the poll blocks, so other Python threads run.
+struct ReleaseGil<'py>(Python<'py>);
+
+impl Blocking for ReleaseGil<'_> {
+    fn block<T: Send>(&mut self, f: impl FnOnce() -> T + Send) -> T {
+        self.0.detach(f)
+    }
+}
+
+fn same(callback: PyCallback) -> PyCallback {
+    callback
+}
+
+impl LoopCore {
+    /// One iteration: poll, then run what was ready.
+    fn run_once(&self, slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let shared = &*self.shared;
+        let mut dropped = Vec::new();
+        let mut reactor = self.lock();
+        let plan = reactor.begin(&shared.inbox, same, monotonic_now, &mut dropped);
+        let mut interrupted = false;
+        let (collected, mut first) = if plan == PollPlan::Skip {
+            // Busy with callbacks and polled moments ago: one lock for all of it.
+            let collected = reactor.end(None, &shared.inbox, same, monotonic_now);
+            let first = reactor.pop();
+            drop(reactor);
+            (collected, first)
+        } else {
+            drop(reactor);
+            // Owners of fds closed meanwhile may run Python code when dropped.
+            drop(std::mem::take(&mut dropped));
+            let mut poller = self.lock_poller();
+            interrupted = poller.poll(plan, &mut ReleaseGil(py), || {
+                shared.lock().rearm_all(&mut dropped);
+            })?;
+            drop(std::mem::take(&mut dropped));
+            let mut reactor = self.lock();
+            let collected = reactor.end(Some(poller.events()), &shared.inbox, same, monotonic_now);
+            let first = reactor.pop();
+            drop(reactor);
+            (collected, first)
+        };
+        if collected.signalled || interrupted {
+            self.signals.drain();
+            // Runs Python's signal handlers; a KeyboardInterrupt leaves start(), and
+            // the collected work stays queued for the next start().
+            if let Err(err) = py.check_signals() {
+                if let Some(item) = first {
+                    self.lock().push_front(item);
+                }
+                return Err(err);
+            }
+        }
+        // Items are popped one at a time: if one raises KeyboardInterrupt, the rest
+        // are still queued and run exactly once, on the next start().
+        for _ in 0..collected.run {
+            let Some(item) = first.take().or_else(|| self.lock().pop()) else {
+                break;
+            };
+            self.run_item(slf, item)?;
+        }
+        Ok(())
+    }
+
+    fn run_item(&self, slf: &Bound<'_, Self>, item: Ready<PyCallback>) -> PyResult<()> {
+        let py = slf.py();
+        let job = {
+            let mut reactor = self.lock();
+            match reactor.resolve(item) {
+                None => return Ok(()),
+                Some(Work::Call(callback)) => Err(callback),
+                Some(Work::Io {
+                    token,
+                    handler,
+                    events,
+                    ..
+                }) => Ok((token, handler.job(py, events), events)),
+            }
+        };
+        match job {
+            Err(callback) => self.run_callback(slf, &callback),
+            Ok((token, job, events)) => self.run_fd_job(slf, token, job, events),
+        }
+    }
+
+    fn run_callback(&self, slf: &Bound<'_, Self>, callback: &PyCallback) -> PyResult<()> {
+        let py = slf.py();
+        if callback.is_cancelled(py) {
+            return Ok(());
+        }
+        match callback.call(py) {
+            Ok(result) if callback.tornado => report::after_tornado_call(slf.as_any(), &result),
+            Ok(_) => Ok(()),
+            Err(err) => report::fail(slf.as_any(), err, callback.func.bind(py)),
+        }
+    }
+
+    fn run_fd_job(
+        &self,
+        slf: &Bound<'_, Self>,
+        token: mio::Token,
+        job: FdJob,
+        events: IoEvents,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        match job {
+            FdJob::Handler {
+                func,
+                fileobj,
+                context,
+            } => {
+                let func = func.bind(py);
+                let outcome = context::run_in(py, &context, || {
+                    func.call1((fileobj.bind(py), events.bits()))
+                });
+                match outcome {
+                    Ok(result) => report::after_tornado_call(slf.as_any(), &result),
+                    Err(err) => report::fail(slf.as_any(), err, func),
+                }
+            }
+            FdJob::Watchers { reader, writer } => {
+                if let Some(reader) = reader {
+                    self.run_callback(slf, &reader)?;
+                }
+                let Some(writer) = writer else {
+                    return Ok(());
+                };
+                let current = self
+                    .lock()
+                    .fds
+                    .by_token(token)
+                    .is_some_and(|(_, owner)| owner.handler.has_writer(&writer));
+                if current {
+                    self.run_callback(slf, &writer)?;
+                }
+                // The reference is released here, outside the lock.
+                drop::<Arc<PyCallback>>(writer);
+                Ok(())
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl LoopCore {
+    /// Runs iterations until `stop()`; the faces wrap it as `start()` and
+    /// `run_forever()`.
+    fn _run(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let this = slf.get();
+        let py = slf.py();
+        this.check_process()?;
+        let me = thread_id::current();
+        if this
+            .shared
+            .loop_thread
+            .compare_exchange(NO_THREAD, me, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return Err(PyRuntimeError::new_err(
+                "This event loop is already running",
+            ));
+        }
+        let previous_wakeup = match this.signals.install(py) {
+            Ok(previous) => previous,
+            Err(e) => {
+                this.shared.loop_thread.store(NO_THREAD, Ordering::SeqCst);
+                return Err(e);
+            }
+        };
+        let mut result = Ok(());
+        // A plain load first: the swap is a locked instruction, paid only on stop.
+        while !(this.shared.stopping.load(Ordering::Relaxed)
+            && this.shared.stopping.swap(false, Ordering::SeqCst))
+        {
+            if let Err(e) = this.run_once(slf) {
+                result = Err(e);
+                break;
+            }
+        }
+        this.shared.loop_thread.store(NO_THREAD, Ordering::SeqCst);
+        if let Some(previous) = previous_wakeup {
+            SignalWakeup::restore(py, previous)?;
+        }
+        result
+    }
+}

@@ -1,0 +1,200 @@
+//! Scheduling methods of both faces: asyncio's `call_soon`, `call_later`,
+//! `call_at`, `call_soon_threadsafe`, and Tornado's `add_callback`,
+//! `add_timeout`, `call_later`, `call_at`, `remove_timeout`.
+
+use std::sync::Arc;
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use super::args;
+use super::callback::{Handle, PyCallback};
+use super::core::LoopCore;
+use super::errors;
+use super::timer_handle::TimerHandle;
+use crate::{deadline_after, deadline_at, monotonic_now, nanos_to_secs, Nanos};
+
+impl LoopCore {
+    fn schedule_timer(&self, deadline: Nanos, callback: PyCallback) -> TimerHandle {
+        let key = self.lock().timers.insert(deadline, callback);
+        TimerHandle::new(key, nanos_to_secs(deadline), Arc::downgrade(&self.shared))
+    }
+
+    /// Schedules a Tornado-style timer, or an asyncio one if the only keyword is an
+    /// asyncio ``context``.
+    fn schedule_tornado(
+        &self,
+        deadline: Nanos,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+        method: &str,
+    ) -> PyResult<TimerHandle> {
+        let py = callback.py();
+        if let Some(kwargs) = kwargs.filter(|k| k.len() == 1) {
+            if let Some(context) = kwargs.get_item(intern!(py, "context"))? {
+                let context_type = py
+                    .import(intern!(py, "contextvars"))?
+                    .getattr(intern!(py, "Context"))?;
+                if context.is_instance(&context_type)? {
+                    let cb = PyCallback::asyncio(callback, args, Some(&context), method)?;
+                    return Ok(self.schedule_timer(deadline, cb));
+                }
+            }
+        }
+        let cb = PyCallback::tornado(callback, args, kwargs, method)?;
+        Ok(self.schedule_timer(deadline, cb))
+    }
+}
+
+#[pymethods]
+impl LoopCore {
+    /// asyncio: arranges for `callback(*args)` to be called on the next iteration,
+    /// in `context` (default: the current context).
+    #[pyo3(signature = (callback, *args, context = None))]
+    fn call_soon(
+        &self,
+        py: Python<'_>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        self.check_open()?;
+        let (cb, handle) =
+            PyCallback::asyncio(callback, args, context, "call_soon")?.with_handle(py)?;
+        self.lock().push(cb);
+        Ok(handle)
+    }
+
+    /// asyncio: like `call_soon`, from any thread; wakes the loop.
+    #[pyo3(signature = (callback, *args, context = None))]
+    fn call_soon_threadsafe(
+        &self,
+        py: Python<'_>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        self.check_open()?;
+        let (cb, handle) = PyCallback::asyncio(callback, args, context, "call_soon_threadsafe")?
+            .with_handle(py)?;
+        self.shared.push_threadsafe(cb);
+        Ok(handle)
+    }
+
+    /// asyncio: arranges for `callback(*args)` to be called after `delay` seconds.
+    #[pyo3(signature = (delay, callback, *args, context = None))]
+    fn call_later(
+        &self,
+        delay: f64,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<TimerHandle> {
+        self.check_open()?;
+        let deadline = deadline_after(monotonic_now(), delay).map_err(errors::time_error)?;
+        let cb = PyCallback::asyncio(callback, args, context, "call_later")?;
+        Ok(self.schedule_timer(deadline, cb))
+    }
+
+    /// asyncio: arranges for `callback(*args)` to be called at loop time `when`.
+    #[pyo3(signature = (when, callback, *args, context = None))]
+    fn call_at(
+        &self,
+        when: f64,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<TimerHandle> {
+        self.check_open()?;
+        let deadline = deadline_at(when).map_err(errors::time_error)?;
+        let cb = PyCallback::asyncio(callback, args, context, "call_at")?;
+        Ok(self.schedule_timer(deadline, cb))
+    }
+
+    /// Calls the given callback on the next I/O loop iteration, in the context
+    /// current now.
+    ///
+    /// It is safe to call this method from any thread at any time, including a
+    /// signal handler. A callback added after `close()` is dropped silently.
+    #[pyo3(signature = (callback, *args, **kwargs))]
+    fn add_callback(
+        &self,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        let cb = PyCallback::tornado(callback, args, kwargs, "add_callback")?;
+        if self.shared.is_closed() {
+            return Ok(());
+        }
+        self.shared.push_threadsafe(cb);
+        Ok(())
+    }
+
+    /// Runs `callback` at the time `deadline` from the I/O loop.
+    ///
+    /// `deadline` is a number on the loop's clock (`time()`) or a
+    /// `datetime.timedelta` relative to now. Returns a handle for `remove_timeout`.
+    #[pyo3(signature = (deadline, callback, *args, **kwargs))]
+    fn add_timeout(
+        &self,
+        deadline: &Bound<'_, PyAny>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<TimerHandle> {
+        self.check_open()?;
+        let deadline = args::tornado_deadline(deadline)?;
+        let cb = PyCallback::tornado(callback, args, kwargs, "add_timeout")?;
+        Ok(self.schedule_timer(deadline, cb))
+    }
+
+    /// Runs ``callback(*args, **kwargs)`` after ``delay`` seconds (Tornado's
+    /// ``IOLoop.call_later``); returns a handle for ``remove_timeout``.
+    ///
+    /// A lone ``context=`` keyword holding a ``contextvars.Context`` is asyncio's,
+    /// honoured so that asyncio code can use this loop too.
+    #[pyo3(signature = (delay, callback, *args, **kwargs))]
+    fn _tornado_call_later(
+        &self,
+        delay: f64,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<TimerHandle> {
+        self.check_open()?;
+        let deadline = deadline_after(monotonic_now(), delay).map_err(errors::time_error)?;
+        self.schedule_tornado(deadline, callback, args, kwargs, "call_later")
+    }
+
+    /// Runs ``callback(*args, **kwargs)`` at the loop time ``when`` (Tornado's
+    /// ``IOLoop.call_at``); returns a handle for ``remove_timeout``.
+    #[pyo3(signature = (when, callback, *args, **kwargs))]
+    fn _tornado_call_at(
+        &self,
+        when: f64,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<TimerHandle> {
+        self.check_open()?;
+        let deadline = deadline_at(when).map_err(errors::time_error)?;
+        self.schedule_tornado(deadline, callback, args, kwargs, "call_at")
+    }
+
+    /// Cancels a pending timeout. Removing one that already ran does nothing.
+    fn remove_timeout(&self, timeout: &Bound<'_, PyAny>) -> PyResult<()> {
+        let handle =
+            timeout.cast::<TimerHandle>().map_err(|_| {
+                PyTypeError::new_err(format!(
+                "remove_timeout() expects a handle returned by add_timeout or call_later, got {}",
+                timeout.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            ))
+            })?;
+        handle.call_method0("cancel")?;
+        Ok(())
+    }
+}

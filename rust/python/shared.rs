@@ -1,0 +1,86 @@
+//! The loop's state that handles, transports and other threads share.
+//!
+//! # Locking
+//! The reactor sits behind a mutex that is never held while Python code runs —
+//! not even a `Drop` of a Python object, which may run `__del__` — nor while the
+//! poll blocks. So a callback may call any method, and another thread's
+//! `add_callback` never waits for the poll.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+
+use mio::Registry;
+
+use super::callback::PyCallback;
+use super::fd_owner::FdOwner;
+use super::thread_id::{self, NO_THREAD};
+use crate::{Inbox, Reactor};
+
+pub(crate) type PyReactor = Reactor<PyCallback, FdOwner>;
+
+/// The state shared with handles, transports and other threads.
+pub(crate) struct Shared {
+    reactor: Mutex<PyReactor>,
+    pub(crate) inbox: Inbox<PyCallback>,
+    /// The id of the thread running the loop, or `NO_THREAD`.
+    pub(crate) loop_thread: AtomicU64,
+    pub(crate) stopping: AtomicBool,
+    closed: AtomicBool,
+}
+
+impl Shared {
+    /// The state of a loop whose poll has `registry`.
+    pub(crate) fn new(registry: &Registry) -> io::Result<Self> {
+        Ok(Shared {
+            reactor: Mutex::new(Reactor::new(registry.try_clone()?)),
+            inbox: Inbox::new(registry)?,
+            loop_thread: AtomicU64::new(NO_THREAD),
+            stopping: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, PyReactor> {
+        // No code panics while holding it; a poisoned reactor is still consistent.
+        self.reactor.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The reactor, unless this or another thread holds it at this instant (a
+    /// garbage collector's traversal must not wait).
+    pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, PyReactor>> {
+        match self.reactor.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Marks the loop closed; `false` if it already was.
+    pub(crate) fn mark_closed(&self) -> bool {
+        !self.closed.swap(true, Ordering::SeqCst)
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        self.loop_thread.load(Ordering::Relaxed) != NO_THREAD
+    }
+
+    pub(crate) fn on_loop_thread(&self) -> bool {
+        self.loop_thread.load(Ordering::Relaxed) == thread_id::current()
+    }
+
+    /// Queues a callback from any thread: straight onto the ready queue on the
+    /// loop's thread, through the inbox (waking the poll) from any other. A loop
+    /// closed meanwhile drops it silently, as Tornado does.
+    pub(crate) fn push_threadsafe(&self, callback: PyCallback) {
+        if self.on_loop_thread() {
+            self.lock().push(callback);
+        } else if let Err(refused) = self.inbox.push(callback) {
+            drop(refused);
+        }
+    }
+}

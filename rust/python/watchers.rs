@@ -1,0 +1,165 @@
+//! asyncio's fd watchers: `add_reader`, `add_writer`, `remove_reader`,
+//! `remove_writer`, level-triggered, on the same fd table as Tornado's handlers.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+use super::args;
+use super::callback::PyCallback;
+use super::core::LoopCore;
+use super::errors;
+use super::fd_owner::{FdOwner, Watchers};
+use super::shared::PyReactor;
+use crate::{FdError, IoEvents, Trigger};
+
+#[derive(Clone, Copy)]
+enum Side {
+    Reader,
+    Writer,
+}
+
+fn slot(watchers: &mut Watchers, side: Side) -> &mut Option<Arc<PyCallback>> {
+    match side {
+        Side::Reader => &mut watchers.reader,
+        Side::Writer => &mut watchers.writer,
+    }
+}
+
+/// Whether an `EPOLL_CTL_MOD` failed because the fd was closed (and maybe its
+/// number reused) since it was registered.
+fn stale(err: &FdError) -> bool {
+    matches!(err, FdError::Os(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::EBADF))
+}
+
+/// Sets the watcher on `side` of `fd`; returns what it replaced, for the caller to
+/// drop outside the lock.
+fn set_watcher(
+    reactor: &mut PyReactor,
+    fd: RawFd,
+    side: Side,
+    callback: Arc<PyCallback>,
+) -> PyResult<Released> {
+    let mut replaced: Released = (None, Vec::new());
+    if let Some(entry) = reactor.fds.get_mut(fd) {
+        let interest = match &mut entry.handler {
+            FdOwner::Watchers(w) => {
+                replaced.0 = slot(w, side).replace(callback.clone());
+                w.interest()
+            }
+            FdOwner::Handler(_) => {
+                return Err(PyValueError::new_err(format!(
+                    "fd {fd} is registered with add_handler"
+                )))
+            }
+        };
+        match reactor.update_fd(fd, interest) {
+            Ok(()) => return Ok(replaced),
+            Err(e) if stale(&e) => {
+                // The entry belonged to a closed fd: start afresh.
+                replaced.1.extend(reactor.remove_fd(fd));
+            }
+            Err(e) => return Err(errors::fd_error(e)),
+        }
+    }
+    let mut watchers = Watchers::default();
+    *slot(&mut watchers, side) = Some(callback);
+    let interest = watchers.interest();
+    let old = reactor
+        .add_fd(fd, interest, Trigger::Level, FdOwner::Watchers(watchers))
+        .map_err(errors::fd_error)?;
+    replaced.1.extend(old);
+    Ok(replaced)
+}
+
+/// What was taken out of the fd table, dropped once the lock is released.
+type Released = (Option<Arc<PyCallback>>, Vec<FdOwner>);
+
+impl LoopCore {
+    fn add_watcher(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        side: Side,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        method: &str,
+    ) -> PyResult<()> {
+        self.check_process()?;
+        let raw = args::fileno(fd)?;
+        let callback = Arc::new(PyCallback::asyncio(callback, args, None, method)?);
+        let replaced = set_watcher(&mut self.lock(), raw, side, callback);
+        drop(replaced?);
+        Ok(())
+    }
+
+    fn remove_watcher(&self, fd: &Bound<'_, PyAny>, side: Side) -> PyResult<bool> {
+        if self.shared.is_closed() {
+            return Ok(false);
+        }
+        self.check_process()?;
+        let raw = args::fileno(fd)?;
+        let mut reactor = self.lock();
+        let Some(entry) = reactor.fds.get_mut(raw) else {
+            return Ok(false);
+        };
+        let FdOwner::Watchers(watchers) = &mut entry.handler else {
+            return Ok(false);
+        };
+        let Some(removed) = slot(watchers, side).take() else {
+            return Ok(false);
+        };
+        let interest = watchers.interest();
+        let owner = if interest == IoEvents::NONE {
+            reactor.remove_fd(raw)
+        } else if reactor.update_fd(raw, interest).is_err() {
+            // Closed since: nothing of it is left in the poll.
+            reactor.remove_fd(raw)
+        } else {
+            None
+        };
+        drop(reactor);
+        drop((removed, owner));
+        Ok(true)
+    }
+}
+
+#[pymethods]
+impl LoopCore {
+    /// asyncio: calls `callback(*args)` whenever `fd` is readable (replacing any
+    /// previous reader of `fd`), in the context current now.
+    #[pyo3(signature = (fd, callback, *args))]
+    fn add_reader(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<()> {
+        self.add_watcher(fd, Side::Reader, callback, args, "add_reader")
+    }
+
+    /// asyncio: calls `callback(*args)` whenever `fd` is writable (replacing any
+    /// previous writer of `fd`), in the context current now.
+    #[pyo3(signature = (fd, callback, *args))]
+    fn add_writer(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<()> {
+        self.add_watcher(fd, Side::Writer, callback, args, "add_writer")
+    }
+
+    /// asyncio: stops watching `fd` for reading; returns whether it was watched.
+    fn remove_reader(&self, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
+        self.remove_watcher(fd, Side::Reader)
+    }
+
+    /// asyncio: stops watching `fd` for writing; returns whether it was watched.
+    fn remove_writer(&self, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
+        self.remove_watcher(fd, Side::Writer)
+    }
+}

@@ -1,0 +1,294 @@
+"""asyncio semantics of the event loop that programs rely on: contextvars, nested
+runs, fd watcher errors, and the ways to make mioloop asyncio's loop. Each scenario
+runs on mioloop and on asyncio's own loop with the same expectations."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import socket
+import subprocess
+import sys
+
+import pytest
+
+import mioloop
+from mioloop import IOLoop
+
+var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+
+def run_briefly(loop: asyncio.AbstractEventLoop, seconds: float = 0.02) -> None:
+    loop.run_until_complete(asyncio.sleep(seconds))
+
+
+# contextvars
+
+
+def test_a_callback_cannot_change_the_callers_context(loop: asyncio.AbstractEventLoop) -> None:
+    loop.call_soon(var.set, "x")
+    run_briefly(loop)
+    assert var.get() == "unset"
+
+
+def test_a_callback_runs_in_the_context_current_when_it_was_scheduled(loop: asyncio.AbstractEventLoop) -> None:
+    seen: list[str] = []
+
+    async def main() -> None:
+        var.set("task value")
+        loop.call_soon(lambda: seen.append(var.get()))
+        loop.call_later(0.001, lambda: seen.append(var.get()))
+        loop.call_soon_threadsafe(lambda: seen.append(var.get()))
+        await asyncio.sleep(0.01)
+
+    loop.run_until_complete(main())
+    assert seen == ["task value"] * 3
+
+
+def test_a_callback_runs_in_the_context_given(loop: asyncio.AbstractEventLoop) -> None:
+    context = contextvars.copy_context()
+    context.run(var.set, "given")
+    seen: list[str] = []
+    loop.call_soon(lambda: seen.append(var.get()), context=context)
+    loop.call_later(0, lambda: seen.append(var.get()), context=context)
+    run_briefly(loop)
+    assert seen == ["given", "given"]
+    loop.call_soon(var.set, "changed", context=context)
+    run_briefly(loop)
+    assert context[var] == "changed"
+    assert var.get() == "unset"
+
+
+def test_a_reader_runs_in_the_context_current_when_it_was_added(loop: asyncio.AbstractEventLoop) -> None:
+    a, b = socket.socketpair()
+    seen: list[str] = []
+
+    def on_readable() -> None:
+        seen.append(var.get())
+        a.recv(10)
+        loop.remove_reader(a)
+
+    try:
+        token = var.set("reader")
+        loop.add_reader(a, on_readable)
+        var.reset(token)
+        b.send(b"x")
+        run_briefly(loop)
+    finally:
+        a.close()
+        b.close()
+    assert seen == ["reader"]
+
+
+def test_ioloop_callbacks_and_handlers_capture_the_context(io_loop: IOLoop) -> None:
+    a, b = socket.socketpair()
+    seen: list[str] = []
+
+    def on_readable(fd: socket.socket, events: int) -> None:
+        seen.append("handler " + var.get())
+        fd.recv(10)
+        io_loop.remove_handler(fd)
+        io_loop.stop()
+
+    try:
+        token = var.set("tornado")
+        io_loop.add_callback(lambda: seen.append("callback " + var.get()))
+        io_loop.add_timeout(io_loop.time(), lambda: seen.append("timeout " + var.get()))
+        io_loop.add_handler(a, on_readable, IOLoop.READ)
+        io_loop.add_callback(var.set, "changed")
+        var.reset(token)
+        b.send(b"x")
+        io_loop.start()
+    finally:
+        a.close()
+        b.close()
+    assert var.get() == "unset"
+    assert sorted(seen) == ["callback tornado", "handler tornado", "timeout tornado"]
+
+
+def test_a_context_that_is_not_a_context_is_refused(loop: asyncio.AbstractEventLoop) -> None:
+    if isinstance(loop, mioloop.EventLoop):
+        with pytest.raises(TypeError):
+            loop.call_soon(print, context={})  # type: ignore[arg-type]
+        assert loop._stats()["ready"] == 0
+
+
+# Nested runs
+
+
+def test_a_refused_nested_run_never_runs_the_coroutine(loop: asyncio.AbstractEventLoop) -> None:
+    ran: list[str] = []
+
+    async def inner() -> None:
+        ran.append("inner")
+
+    async def outer() -> None:
+        coro = inner()
+        with pytest.raises(RuntimeError):
+            loop.run_until_complete(coro)
+        coro.close()
+        await asyncio.sleep(0.01)
+
+    loop.run_until_complete(outer())
+    assert ran == []
+
+
+# Watcher errors
+
+
+def test_a_raising_reader_is_reported_as_itself_and_the_writer_still_runs(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    errors: list[dict] = []
+    wrote: list[bool] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+
+    def bad_reader() -> None:
+        loop.remove_reader(a)
+        raise ValueError("reader failed")
+
+    def writer() -> None:
+        wrote.append(True)
+        loop.remove_writer(a)
+
+    try:
+        b.send(b"x")
+        loop.add_reader(a, bad_reader)
+        loop.add_writer(a, writer)
+        run_briefly(loop)
+    finally:
+        a.close()
+        b.close()
+    assert wrote == [True]
+    assert len(errors) == 1
+    assert str(errors[0]["exception"]) == "reader failed"
+    assert errors[0]["message"].startswith("Exception in callback")
+    if isinstance(loop, mioloop.EventLoop):
+        # Reported against the reader itself, not a dispatcher in between.
+        assert errors[0]["callback"] is bad_reader
+
+
+def test_a_writer_removed_by_the_reader_of_the_same_event_does_not_run(loop: asyncio.AbstractEventLoop) -> None:
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    calls: list[str] = []
+
+    def reader() -> None:
+        calls.append("r")
+        a.recv(10)
+        loop.remove_reader(a)
+        loop.remove_writer(a)
+
+    try:
+        b.send(b"x")
+        loop.add_reader(a, reader)
+        loop.add_writer(a, lambda: calls.append("w"))
+        run_briefly(loop)
+    finally:
+        a.close()
+        b.close()
+    # asyncio's selector runs the reader first for an fd ready both ways.
+    assert calls == ["r"]
+
+
+def test_readers_and_tornado_handlers_do_not_share_an_fd(io_loop: IOLoop) -> None:
+    a, b = socket.socketpair()
+    try:
+        io_loop.add_handler(a, lambda fd, events: None, IOLoop.READ)
+        with pytest.raises(ValueError):
+            io_loop.add_reader(a, print)
+        io_loop.remove_handler(a)
+        io_loop.add_reader(a, print)
+        with pytest.raises(ValueError):
+            io_loop.add_handler(a, lambda fd, events: None, IOLoop.READ)
+        io_loop.remove_handler(a)  # not a handler: left alone
+        assert io_loop.remove_reader(a) is True
+    finally:
+        a.close()
+        b.close()
+
+
+# Making mioloop asyncio's loop
+
+
+async def _which_loop() -> str:
+    await asyncio.sleep(0)
+    return type(asyncio.get_running_loop()).__name__
+
+
+def test_run_runs_a_coroutine_on_a_new_mioloop_loop_and_closes_it() -> None:
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def main() -> str:
+        loops.append(asyncio.get_running_loop())
+        return await _which_loop()
+
+    assert mioloop.run(main()) == "EventLoop"
+    assert loops[0].is_closed()
+
+
+def test_run_cancels_the_tasks_left_over() -> None:
+    cancelled: list[bool] = []
+
+    async def forever() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    async def main() -> None:
+        asyncio.get_running_loop().create_task(forever())
+        await asyncio.sleep(0.01)
+
+    mioloop.run(main())
+    assert cancelled == [True]
+
+
+def test_run_refuses_inside_a_running_loop() -> None:
+    async def main() -> None:
+        coro = _which_loop()
+        with pytest.raises(RuntimeError):
+            mioloop.run(coro)
+        coro.close()
+
+    mioloop.run(main())
+
+
+def test_the_policy_makes_mioloop_loops() -> None:
+    policy = mioloop.EventLoopPolicy()
+    loop = policy.new_event_loop()
+    try:
+        assert isinstance(loop, mioloop.EventLoop)
+    finally:
+        loop.close()
+
+
+def test_install_makes_asyncio_run_use_mioloop() -> None:
+    # In a child process: installing a policy is process-wide.
+    code = (
+        "import asyncio, mioloop\n"
+        "mioloop.install()\n"
+        "async def main():\n"
+        "    return type(asyncio.get_running_loop()).__module__\n"
+        "print(asyncio.run(main()))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", code], capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "mioloop.eventloop"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="asyncio.run(loop_factory=) is new in 3.12")
+def test_asyncio_run_takes_mioloop_as_its_loop_factory() -> None:
+    assert asyncio.run(_which_loop(), loop_factory=mioloop.new_event_loop) == "EventLoop"  # type: ignore[call-arg]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.Runner is new in 3.11")
+def test_asyncio_runner_takes_mioloop_as_its_loop_factory() -> None:
+    with asyncio.Runner(loop_factory=mioloop.new_event_loop) as runner:  # type: ignore[attr-defined]
+        assert runner.run(_which_loop()) == "EventLoop"
+        assert runner.run(_which_loop()) == "EventLoop"
