@@ -24,6 +24,10 @@ impl IoEvents {
     pub const WRITE: IoEvents = IoEvents(0x004);
     /// An error condition on the fd; always reported, whatever the interest.
     pub const ERROR: IoEvents = IoEvents(0x008);
+    /// The peer closed its writing side (`EPOLLRDHUP`): a read will reach the end of
+    /// the stream. Reported with READ to edge-triggered owners only, which must not
+    /// stop reading at a short read then; never part of a mask from outside.
+    pub const READ_CLOSED: IoEvents = IoEvents(0x2000);
 
     /// The mask from its bits; unknown bits are dropped.
     pub fn from_bits_truncate(bits: u32) -> IoEvents {
@@ -60,6 +64,9 @@ impl IoEvents {
         let mut e = IoEvents::NONE;
         if event.is_readable() || event.is_read_closed() {
             e |= IoEvents::READ;
+        }
+        if event.is_read_closed() {
+            e |= IoEvents::READ_CLOSED;
         }
         if event.is_writable() || event.is_write_closed() {
             e |= IoEvents::WRITE;

@@ -196,9 +196,12 @@ impl<C, H> Reactor<C, H> {
             Ready::Timer(key) => self.timers.take(key).map(Work::Call),
             Ready::Io { token, events } => {
                 let (_, entry) = self.fds.by_token(token)?;
-                let deliver = events & (entry.interest | IoEvents::ERROR);
+                let mut deliver = events & (entry.interest | IoEvents::ERROR);
                 if deliver.is_empty() {
                     return None;
+                }
+                if entry.trigger == Trigger::Edge && deliver.contains(IoEvents::READ) {
+                    deliver |= events & IoEvents::READ_CLOSED;
                 }
                 if entry.trigger == Trigger::Level {
                     self.fds.dispatched(token, self.polls);

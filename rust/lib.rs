@@ -9,6 +9,7 @@
 
 mod clock;
 mod events;
+mod fd_io;
 mod fd_table;
 mod inbox;
 mod iteration;
@@ -17,6 +18,7 @@ mod poller;
 mod reactor;
 mod timer_heap;
 mod token;
+mod write_queue;
 
 pub use clock::{
     deadline_after, deadline_at, monotonic_now, nanos_to_secs, InvalidTime, Nanos, NEVER,
@@ -30,6 +32,12 @@ pub use poller::{Blocking, InPlace, Poller};
 pub use reactor::{Reactor, Ready};
 pub use timer_heap::{TimerHeap, TimerKey};
 pub use token::{TOKEN_SIGNAL, TOKEN_WAKER};
+pub use write_queue::WriteQueue;
+
+/// Non-blocking socket I/O on raw fds (what transports call).
+pub mod io {
+    pub use crate::fd_io::{read, send, send_vectored, shutdown_write};
+}
 
 #[cfg(feature = "python")]
 mod python;

@@ -2,12 +2,12 @@
 
 import contextvars
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TypeAlias, final
 
 from typing_extensions import Self, TypeVarTuple, Unpack, disjoint_base
 
-__all__ = ["ERROR", "READ", "WRITE", "Handle", "LoopCore", "TimerHandle", "_bench_calls"]
+__all__ = ["ERROR", "READ", "WRITE", "Handle", "LoopCore", "StreamTransport", "TimerHandle", "_bench_calls"]
 
 def _bench_calls(func: Callable[[], object], n: int) -> float:
     """Calls ``func()`` ``n`` times from native code and returns the seconds it took."""
@@ -43,6 +43,48 @@ class TimerHandle:
         """Whether ``cancel()`` was called."""
     def when(self) -> float:
         """The timer's deadline, in the loop's time."""
+
+@final
+class StreamTransport:
+    """asyncio's transport for a connected TCP or Unix stream socket; the reads and
+    the write buffer are in Rust. Made by the loop's networking methods."""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Writes ``data`` without blocking: what the socket does not take at once is
+        buffered and sent when it is writable."""
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
+        """Writes every bytes-like object of ``list_of_data``, in order."""
+    def write_eof(self) -> None:
+        """Closes the write end after the buffered data is sent; the peer sees EOF."""
+    def can_write_eof(self) -> bool:
+        """Whether ``write_eof()`` is supported: always, for a stream socket."""
+    def close(self) -> None:
+        """Closes the transport: buffered data is still sent, then the protocol's
+        ``connection_lost(None)`` is called and the socket closed."""
+    def abort(self) -> None:
+        """Closes the transport at once, dropping buffered data."""
+    def is_closing(self) -> bool:
+        """Whether the transport is closing or closed."""
+    def pause_reading(self) -> None:
+        """Stops calling the protocol's ``data_received`` until ``resume_reading()``."""
+    def resume_reading(self) -> None:
+        """Resumes receiving after ``pause_reading()``."""
+    def is_reading(self) -> bool:
+        """Whether the transport is receiving."""
+    def get_write_buffer_size(self) -> int:
+        """How many bytes are buffered, waiting for the socket."""
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        """The ``(low, high)`` water marks of the write buffer."""
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """Sets the water marks that pause and resume the protocol's writing."""
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """Information about the connection: ``socket``, ``sockname``, ``peername``."""
+    def get_protocol(self) -> Any:
+        """The protocol."""
+    def set_protocol(self, protocol: Any) -> None:
+        """Replaces the protocol."""
+    def _start_reading(self) -> None: ...
+    def _call_connection_lost(self, exc: BaseException | None) -> None: ...
 
 @disjoint_base
 class LoopCore:
@@ -142,5 +184,9 @@ class LoopCore:
         """Releases everything and returns the objects registered with ``add_handler``."""
     def get_debug(self) -> bool: ...
     def set_debug(self, enabled: bool) -> None: ...
+    def _make_stream_transport(
+        self, sock: Any, protocol: Any, extra: dict[str, Any], server: Any = None
+    ) -> StreamTransport:
+        """Makes the stream transport of a connected, non-blocking socket."""
     def _stats(self) -> dict[str, int]:
         """Sizes of the engine's queues: ``ready``, ``timers``, ``timer_heap``, ``handlers``."""

@@ -20,13 +20,15 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
 from ._mioloop import LoopCore
+from ._network import NetworkMethods
+from ._sockets import SocketMethods
 
 _T = TypeVar("_T")
 
 __all__ = ["EventLoop", "new_event_loop"]
 
 
-class EventLoop(LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
+class EventLoop(SocketMethods, NetworkMethods, LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     """An asyncio event loop on mioloop's engine.
 
     ::

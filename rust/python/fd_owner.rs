@@ -1,7 +1,8 @@
 //! Who owns a registered fd, and what an event on it runs.
 //!
 //! One fd table serves both faces: an entry holds a Tornado handler, or an
-//! asyncio reader/writer pair (both level-triggered).
+//! asyncio reader/writer pair (both level-triggered), or a transport
+//! (edge-triggered: it works until the socket is drained).
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::callback::PyCallback;
+use super::transport::StreamTransport;
 use crate::IoEvents;
 
 /// Tornado's `add_handler(fd, handler, events)`: `handler(fileobj, events)`.
@@ -45,6 +47,7 @@ impl Watchers {
 pub(crate) enum FdOwner {
     Handler(TornadoHandler),
     Watchers(Watchers),
+    Transport(Py<StreamTransport>),
 }
 
 /// What an fd event runs, taken out of the table (the reactor lock is not held
@@ -59,6 +62,7 @@ pub(crate) enum FdJob {
         reader: Option<Arc<PyCallback>>,
         writer: Option<Arc<PyCallback>>,
     },
+    Transport(Py<StreamTransport>),
 }
 
 impl FdOwner {
@@ -78,6 +82,7 @@ impl FdOwner {
                     writer: w.writer.clone().filter(|_| wants(IoEvents::WRITE)),
                 }
             }
+            FdOwner::Transport(t) => FdJob::Transport(t.clone_ref(py)),
         }
     }
 
@@ -108,6 +113,7 @@ impl FdOwner {
                 }
                 Ok(())
             }
+            FdOwner::Transport(t) => visit.call(t),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - `fd_owner.rs`: who owns a registered fd, and what its events run;
 //! - `callback.rs`, `context.rs`, `timer_handle.rs`: a queued callback, the
 //!   `contextvars` it runs in, and the handles that cancel it;
+//! - `transport/`: asyncio transports with their I/O in Rust;
 //! - `report.rs`: what happens to a callback's exception;
 //! - `signals.rs`: the signal wake-up socket;
 //! - `args.rs`, `errors.rs`, `thread_id.rs`: arguments in, exceptions out, and
@@ -27,6 +28,7 @@ mod shared;
 mod signals;
 mod thread_id;
 mod timer_handle;
+mod transport;
 mod watchers;
 
 use pyo3::prelude::*;
@@ -49,6 +51,7 @@ fn _mioloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_bench_calls, m)?)?;
     m.add_class::<callback::Handle>()?;
     m.add_class::<timer_handle::TimerHandle>()?;
+    m.add_class::<transport::StreamTransport>()?;
     m.add("READ", crate::IoEvents::READ.bits())?;
     m.add("WRITE", crate::IoEvents::WRITE.bits())?;
     m.add("ERROR", crate::IoEvents::ERROR.bits())?;

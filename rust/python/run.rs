@@ -15,6 +15,7 @@ use super::fd_owner::FdJob;
 use super::report;
 use super::signals::SignalWakeup;
 use super::thread_id::{self, NO_THREAD};
+use super::transport::StreamTransport;
 use crate::{monotonic_now, Blocking, IoEvents, PollPlan, Ready, Work};
 
 /// Releases the GIL while the poll blocks, so other Python threads run.
@@ -156,6 +157,9 @@ impl LoopCore {
                 // The reference is released here, outside the lock.
                 drop::<Arc<PyCallback>>(writer);
                 Ok(())
+            }
+            FdJob::Transport(transport) => {
+                StreamTransport::on_ready(transport.bind(py), token, events)
             }
         }
     }

@@ -27,6 +27,9 @@ pub(crate) struct Shared {
     pub(crate) loop_thread: AtomicU64,
     pub(crate) stopping: AtomicBool,
     closed: AtomicBool,
+    /// The buffer stream transports read into before the bytes go to Python: one
+    /// per loop, as only the loop's thread reads. Empty until the first read.
+    read_buffer: Mutex<Vec<u8>>,
 }
 
 impl Shared {
@@ -38,6 +41,7 @@ impl Shared {
             loop_thread: AtomicU64::new(NO_THREAD),
             stopping: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            read_buffer: Mutex::new(Vec::new()),
         })
     }
 
@@ -54,6 +58,12 @@ impl Shared {
             Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
             Err(TryLockError::WouldBlock) => None,
         }
+    }
+
+    pub(crate) fn read_buffer(&self) -> MutexGuard<'_, Vec<u8>> {
+        self.read_buffer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn is_closed(&self) -> bool {

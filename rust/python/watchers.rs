@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
@@ -39,6 +39,7 @@ fn stale(err: &FdError) -> bool {
 /// Sets the watcher on `side` of `fd`; returns what it replaced, for the caller to
 /// drop outside the lock.
 fn set_watcher(
+    py: Python<'_>,
     reactor: &mut PyReactor,
     fd: RawFd,
     side: Side,
@@ -55,6 +56,12 @@ fn set_watcher(
                 return Err(PyValueError::new_err(format!(
                     "fd {fd} is registered with add_handler"
                 )))
+            }
+            FdOwner::Transport(t) => {
+                return Err(PyRuntimeError::new_err(format!(
+                    "File descriptor {fd} is used by transport {}",
+                    t.bind(py).repr()?
+                )));
             }
         };
         match reactor.update_fd(fd, interest) {
@@ -91,7 +98,7 @@ impl LoopCore {
         self.check_process()?;
         let raw = args::fileno(fd)?;
         let callback = Arc::new(PyCallback::asyncio(callback, args, None, method)?);
-        let replaced = set_watcher(&mut self.lock(), raw, side, callback);
+        let replaced = set_watcher(fd.py(), &mut self.lock(), raw, side, callback);
         drop(replaced?);
         Ok(())
     }

@@ -1,0 +1,289 @@
+//! What readiness runs on a stream transport: reads into the protocol, flushing
+//! the write buffer, EOF, and the fatal-error path that ends a connection.
+
+use std::io;
+
+use mio::Token;
+use pyo3::exceptions::{PyOSError, PyRuntimeError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+use super::bytes_like::with_writable;
+use super::stream::StreamTransport;
+use crate::python::report::{self, Failure};
+use crate::IoEvents;
+
+/// The size of a read (and of each loop's shared read buffer).
+const READ_SIZE: usize = 256 * 1024;
+
+/// Full reads per readiness event before the transport lets other work run; the
+/// fd is then re-armed so the rest is read on a later iteration.
+const READS_PER_EVENT: usize = 4;
+
+/// How one read went.
+enum Read {
+    /// A short read: nothing more to read until the next event (unless the
+    /// peer's EOF is pending).
+    Drained,
+    /// `WouldBlock`: nothing more to read until the next event.
+    Blocked,
+    /// The read filled the buffer: more may be waiting.
+    More,
+    /// End of stream.
+    Eof,
+    /// The read failed, or the protocol raised: a fatal error with this message.
+    Failed(PyErr, &'static str),
+}
+
+impl StreamTransport {
+    /// Runs readiness `events` of the transport's fd (`token`).
+    pub(crate) fn on_ready(slf: &Bound<'_, Self>, token: Token, events: IoEvents) -> PyResult<()> {
+        if events.contains(IoEvents::READ) || events.contains(IoEvents::ERROR) {
+            Self::read_ready(slf, token, events.contains(IoEvents::READ_CLOSED))?;
+        }
+        if events.contains(IoEvents::WRITE) || events.contains(IoEvents::ERROR) {
+            Self::write_ready(slf)?;
+        }
+        Ok(())
+    }
+
+    /// Reads until the socket is drained. A short read means it is, unless the
+    /// peer's EOF came with the event: then the next read returns it.
+    fn read_ready(slf: &Bound<'_, Self>, token: Token, eof_pending: bool) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        for _ in 0..READS_PER_EVENT {
+            let (protocol, buffered) = {
+                let st = this.lock();
+                match &st.protocol {
+                    Some(p) if st.wanted().contains(IoEvents::READ) => {
+                        (p.clone_ref(py), st.buffered)
+                    }
+                    _ => return Ok(()),
+                }
+            };
+            let protocol = protocol.bind(py);
+            let read = if buffered {
+                this.read_into_buffer(protocol)
+            } else {
+                this.read_to_bytes(protocol)
+            };
+            match read {
+                Read::Blocked => return Ok(()),
+                Read::Drained if !eof_pending => return Ok(()),
+                Read::Drained | Read::More => {}
+                Read::Eof => return Self::on_eof(slf, protocol),
+                Read::Failed(err, message) => return Self::fatal_error(slf, err, message),
+            }
+        }
+        this.shared.lock().still_ready(token);
+        Ok(())
+    }
+
+    /// `Protocol`: a read into the loop's buffer, passed on as `bytes`.
+    fn read_to_bytes(&self, protocol: &Bound<'_, PyAny>) -> Read {
+        let py = protocol.py();
+        // The buffer is taken out while in use: no Python code runs meanwhile, and a
+        // re-entrant read (none is expected) would get a buffer of its own.
+        let mut buf = std::mem::take(&mut *self.shared.read_buffer());
+        if buf.len() < READ_SIZE {
+            buf.resize(READ_SIZE, 0);
+        }
+        let got = crate::io::read(self.fd, &mut buf).map(|n| (n, PyBytes::new(py, &buf[..n])));
+        *self.shared.read_buffer() = buf;
+        match got {
+            Ok((0, _)) => Read::Eof,
+            Ok((n, data)) => match protocol.call_method1(intern!(py, "data_received"), (data,)) {
+                Ok(_) if n < READ_SIZE => Read::Drained,
+                Ok(_) => Read::More,
+                Err(e) => Read::Failed(e, "Fatal error: protocol.data_received() call failed."),
+            },
+            Err(e) => os_failure(e),
+        }
+    }
+
+    /// `BufferedProtocol`: a read straight into the protocol's own buffer.
+    fn read_into_buffer(&self, protocol: &Bound<'_, PyAny>) -> Read {
+        let py = protocol.py();
+        let buf = match protocol.call_method1(intern!(py, "get_buffer"), (-1,)) {
+            Ok(buf) => buf,
+            Err(e) => return Read::Failed(e, "Fatal error: protocol.get_buffer() call failed."),
+        };
+        let got = with_writable(&buf, |mem| {
+            if mem.is_empty() {
+                return Err(PyRuntimeError::new_err(
+                    "get_buffer() returned an empty buffer",
+                ));
+            }
+            Ok((crate::io::read(self.fd, mem), mem.len()))
+        });
+        drop(buf);
+        let (read, size) = match got.and_then(|r| r) {
+            Ok(done) => done,
+            Err(e) => return Read::Failed(e, "Fatal error: protocol.get_buffer() call failed."),
+        };
+        match read {
+            Ok(0) => Read::Eof,
+            Ok(n) => match protocol.call_method1(intern!(py, "buffer_updated"), (n,)) {
+                Ok(_) if n < size => Read::Drained,
+                Ok(_) => Read::More,
+                Err(e) => Read::Failed(e, "Fatal error: protocol.buffer_updated() call failed."),
+            },
+            Err(e) => os_failure(e),
+        }
+    }
+
+    /// The peer closed its end: the protocol's `eof_received()` decides whether the
+    /// transport stays open for writing (it returned true) or closes.
+    fn on_eof(slf: &Bound<'_, Self>, protocol: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let keep_open = match protocol.call_method0(intern!(py, "eof_received")) {
+            Ok(result) => result.is_truthy()?,
+            Err(e) => {
+                return Self::fatal_error(
+                    slf,
+                    e,
+                    "Fatal error: protocol.eof_received() call failed.",
+                )
+            }
+        };
+        if keep_open {
+            let mut st = this.lock();
+            st.eof_received = true;
+            return this.sync_interest(&mut st);
+        }
+        slf.call_method0(intern!(py, "close")).map(drop)
+    }
+
+    fn write_ready(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let this = slf.get();
+        let (flushed, closing, eof) = {
+            let mut st = this.lock();
+            if st.conn_lost > 0 || st.queue.is_empty() {
+                return Ok(());
+            }
+            let flushed = st
+                .queue
+                .flush(|bufs| crate::io::send_vectored(this.fd, bufs));
+            if flushed.is_err() {
+                st.queue.clear();
+            }
+            (flushed, st.closing, st.eof_requested)
+        };
+        match flushed {
+            Err(e) => Self::fatal_error(slf, e.into(), "Fatal write error on socket transport"),
+            Ok(false) => Ok(()),
+            Ok(true) => {
+                {
+                    let mut st = this.lock();
+                    this.sync_interest(&mut st)?;
+                }
+                Self::maybe_resume_protocol(slf)?;
+                if closing {
+                    let owner = {
+                        let mut st = this.lock();
+                        st.conn_lost += 1;
+                        this.unregister(&mut st)
+                    };
+                    drop(owner);
+                    let py = slf.py();
+                    slf.call_method1(intern!(py, "_call_connection_lost"), (py.None(),))?;
+                } else if eof {
+                    crate::io::shutdown_write(this.fd)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends the connection after an error: reported to the loop's exception
+    /// handler (an `OSError` is the peer's doing and is not), then
+    /// `connection_lost(exc)`. `KeyboardInterrupt` and `SystemExit` propagate.
+    pub(super) fn fatal_error(slf: &Bound<'_, Self>, err: PyErr, message: &str) -> PyResult<()> {
+        let py = slf.py();
+        let err = match report::classify(py, err) {
+            Failure::Exit(exit) => return Err(exit),
+            Failure::Report(err) => err,
+        };
+        let exc = err.value(py).clone().into_any();
+        if !err.is_instance_of::<PyOSError>(py) {
+            let this = slf.get();
+            let context = PyDict::new(py);
+            context.set_item(intern!(py, "message"), message)?;
+            context.set_item(intern!(py, "exception"), &exc)?;
+            context.set_item(intern!(py, "transport"), slf)?;
+            let protocol = this.lock().protocol.as_ref().map(|p| p.clone_ref(py));
+            context.set_item(intern!(py, "protocol"), protocol)?;
+            report::call_exception_handler(this.event_loop.bind(py), context)?;
+        }
+        Self::force_close(slf, Some(exc))
+    }
+
+    /// Calls the protocol's `pause_writing()` once the buffer passes the high-water
+    /// mark.
+    pub(super) fn maybe_pause_protocol(slf: &Bound<'_, Self>) -> PyResult<()> {
+        Self::flow_control(slf, true)
+    }
+
+    /// Calls the protocol's `resume_writing()` once the buffer drains to the
+    /// low-water mark.
+    fn maybe_resume_protocol(slf: &Bound<'_, Self>) -> PyResult<()> {
+        Self::flow_control(slf, false)
+    }
+
+    fn flow_control(slf: &Bound<'_, Self>, pause: bool) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let protocol = {
+            let mut st = this.lock();
+            let due = if pause {
+                !st.protocol_paused && st.queue.len() > st.high_water
+            } else {
+                st.protocol_paused && st.queue.len() <= st.low_water
+            };
+            let Some(protocol) = st
+                .protocol
+                .as_ref()
+                .filter(|_| due)
+                .map(|p| p.clone_ref(py))
+            else {
+                return Ok(());
+            };
+            st.protocol_paused = pause;
+            protocol
+        };
+        let (method, message) = if pause {
+            (
+                intern!(py, "pause_writing"),
+                "protocol.pause_writing() failed",
+            )
+        } else {
+            (
+                intern!(py, "resume_writing"),
+                "protocol.resume_writing() failed",
+            )
+        };
+        if let Err(err) = protocol.call_method0(py, method) {
+            let err = match report::classify(py, err) {
+                Failure::Exit(exit) => return Err(exit),
+                Failure::Report(err) => err,
+            };
+            let context = PyDict::new(py);
+            context.set_item(intern!(py, "message"), message)?;
+            context.set_item(intern!(py, "exception"), err.value(py))?;
+            context.set_item(intern!(py, "transport"), slf)?;
+            context.set_item(intern!(py, "protocol"), protocol)?;
+            report::call_exception_handler(this.event_loop.bind(py), context)?;
+        }
+        Ok(())
+    }
+}
+
+fn os_failure(err: io::Error) -> Read {
+    if err.kind() == io::ErrorKind::WouldBlock {
+        return Read::Blocked;
+    }
+    Read::Failed(err.into(), "Fatal read error on socket transport")
+}

@@ -1,0 +1,596 @@
+"""Stream transports, servers and streams of the asyncio face, each scenario run on
+mioloop and on asyncio's own loop with the same expectations (RELIABILITY.md 31-37)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import socket
+import struct
+import sys
+import tempfile
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import pytest
+
+import mioloop
+
+_T = TypeVar("_T")
+
+
+def run(loop: asyncio.AbstractEventLoop, coro: Awaitable[_T], timeout: float = 10) -> _T:
+    return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+
+
+def open_fds() -> int:
+    gc.collect()
+    return len(os.listdir("/proc/self/fd"))
+
+
+class Recorder(asyncio.Protocol):
+    """Records every protocol callback, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.data = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.lost: asyncio.Future[BaseException | None] = (
+            asyncio.get_event_loop_policy().get_event_loop().create_future()
+        )
+        self.eof_result: bool | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.events.append("made")
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if not self.events or self.events[-1] != "data":
+            self.events.append("data")
+        self.data += data
+
+    def eof_received(self) -> bool | None:
+        self.events.append("eof")
+        return self.eof_result
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.events.append("lost")
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+
+@pytest.fixture
+def loop(loop: asyncio.AbstractEventLoop):  # type: ignore[no-untyped-def]
+    # Recorder makes its future on the current loop.
+    asyncio.set_event_loop(loop)
+    yield loop
+    asyncio.set_event_loop(None)
+
+
+async def echo_server(loop: asyncio.AbstractEventLoop, **kwargs: Any) -> tuple[asyncio.AbstractServer, int]:
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            self.transport.write(data)  # type: ignore[attr-defined]
+
+    server = await loop.create_server(Echo, "127.0.0.1", 0, **kwargs)
+    return server, server.sockets[0].getsockname()[1]
+
+
+def test_protocol_sees_made_data_eof_lost_once_each(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> tuple[list[Any], bytes, BaseException | None]:
+        server, port = await echo_server(loop)
+        transport, proto = await loop.create_connection(Recorder, "127.0.0.1", port)
+        transport.write(b"hello ")
+        transport.writelines([b"wor", bytearray(b"ld"), memoryview(b"!")])
+        while len(proto.data) < 12:
+            await asyncio.sleep(0.001)
+        transport.write_eof()
+        exc = await proto.lost
+        server.close()
+        await server.wait_closed()
+        return proto.events, bytes(proto.data), exc
+
+    events, data, exc = run(loop, main())
+    assert data == b"hello world!"
+    assert events == ["made", "data", "eof", "lost"]
+    assert exc is None
+
+
+def test_buffered_protocol_reads_into_its_own_buffer(loop: asyncio.AbstractEventLoop) -> None:
+    payload = os.urandom(1 << 20)
+
+    class Into(asyncio.BufferedProtocol):
+        def __init__(self) -> None:
+            self.buf = bytearray(65536)
+            self.got = bytearray()
+            self.done = loop.create_future()
+
+        def get_buffer(self, sizehint: int) -> bytearray:
+            return self.buf
+
+        def buffer_updated(self, nbytes: int) -> None:
+            self.got += self.buf[:nbytes]
+
+        def eof_received(self) -> None:
+            self.done.set_result(bytes(self.got))
+
+    async def main() -> bytes:
+        a, b = socket.socketpair()
+        transport, proto = await loop.connect_accepted_socket(Into, a)
+        b.setblocking(False)
+        await loop.sock_sendall(b, payload)
+        b.shutdown(socket.SHUT_WR)
+        got = await proto.done
+        transport.close()
+        b.close()
+        return got
+
+    assert run(loop, main()) == payload
+
+
+def test_refused_connection_raises_and_leaks_no_fd(loop: asyncio.AbstractEventLoop) -> None:
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()
+    before = open_fds()
+    with pytest.raises(ConnectionRefusedError):
+        run(loop, loop.create_connection(asyncio.Protocol, "127.0.0.1", port))
+    assert open_fds() <= before
+
+
+def test_reset_mid_read_gives_connection_lost_once_with_the_error(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> tuple[list[Any], BaseException | None]:
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.setblocking(False)
+        connecting = loop.create_task(loop.create_connection(Recorder, *listener.getsockname()))
+        conn, _ = await loop.sock_accept(listener)
+        transport, proto = await connecting
+        conn.send(b"partial")
+        while not proto.data:
+            await asyncio.sleep(0.001)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()  # RST
+        exc = await proto.lost
+        listener.close()
+        return proto.events, exc
+
+    events, exc = run(loop, main())
+    assert events == ["made", "data", "lost"]
+    assert isinstance(exc, ConnectionResetError)
+
+
+def test_peer_gone_mid_write_ends_the_connection_once(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> tuple[list[Any], BaseException | None]:
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.setblocking(False)
+        connecting = loop.create_task(loop.create_connection(Recorder, *listener.getsockname()))
+        conn, _ = await loop.sock_accept(listener)
+        transport, proto = await connecting
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+        chunk = b"x" * 65536
+        for _ in range(200):
+            if proto.lost.done():
+                break
+            transport.write(chunk)
+            await asyncio.sleep(0.001)
+        exc = await proto.lost
+        transport.write(b"after the end")  # ignored, as asyncio ignores it
+        listener.close()
+        return proto.events, exc
+
+    events, exc = run(loop, main())
+    assert events.count("lost") == 1
+    assert isinstance(exc, (ConnectionResetError, BrokenPipeError))
+
+
+def test_write_after_close_is_ignored_and_abort_drops_the_buffer(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> tuple[int, list[Any]]:
+        a, b = socket.socketpair()
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        transport, proto = await loop.connect_accepted_socket(Recorder, a)
+        transport.write(b"y" * (8 << 20))  # far more than the socket takes
+        assert transport.get_write_buffer_size() > 0
+        transport.abort()
+        assert transport.get_write_buffer_size() == 0
+        transport.write(b"ignored")
+        transport.close()
+        await proto.lost
+        b.setblocking(False)
+        received = 0
+        while True:
+            try:
+                data = b.recv(1 << 20)
+            except BlockingIOError:
+                await asyncio.sleep(0.001)
+                continue
+            if not data:
+                break
+            received += len(data)
+        b.close()
+        return received, proto.events
+
+    received, events = run(loop, main())
+    assert received < 8 << 20
+    assert events == ["made", "lost"]
+
+
+def test_close_sends_the_buffer_before_connection_lost(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> tuple[bytes, list[Any]]:
+        a, b = socket.socketpair()
+        transport, proto = await loop.connect_accepted_socket(Recorder, a)
+        payload = os.urandom(4 << 20)
+        transport.write(payload)
+        transport.close()
+        assert transport.is_closing()
+        b.setblocking(False)
+        got = bytearray()
+        while True:
+            data = await loop.sock_recv(b, 1 << 20)
+            if not data:
+                break
+            got += data
+        await proto.lost
+        b.close()
+        return bytes(got) == payload, proto.events
+
+    same, events = run(loop, main())
+    assert same
+    assert events == ["made", "lost"]
+
+
+def test_a_slow_reader_pauses_and_resumes_the_writer(loop: asyncio.AbstractEventLoop) -> None:
+    class Flow(Recorder):
+        def pause_writing(self) -> None:
+            self.events.append("pause")
+
+        def resume_writing(self) -> None:
+            self.events.append("resume")
+
+    async def main() -> tuple[list[Any], int]:
+        a, b = socket.socketpair()
+        transport, proto = await loop.connect_accepted_socket(Flow, a)
+        transport.set_write_buffer_limits(high=64 * 1024, low=16 * 1024)
+        assert transport.get_write_buffer_limits() == (16 * 1024, 64 * 1024)
+        peak = 0
+        total = 0
+        # A writer that respects pause_writing: memory stays bounded however much it sends.
+        while total < 64 << 20:
+            if proto.events[-1] == "pause":
+                await asyncio.sleep(0)
+                b.setblocking(False)
+                try:
+                    while b.recv(1 << 20):
+                        pass
+                except BlockingIOError:
+                    pass
+                continue
+            transport.write(b"z" * 65536)
+            total += 65536
+            peak = max(peak, transport.get_write_buffer_size())
+        transport.abort()
+        await proto.lost
+        b.close()
+        return proto.events, peak
+
+    events, peak = run(loop, main(), timeout=30)
+    assert "pause" in events and "resume" in events
+    assert events.index("pause") < events.index("resume")
+    assert peak < 1 << 20
+
+
+def test_pause_reading_holds_data_until_resumed(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> tuple[int, int, bool, bool]:
+        a, b = socket.socketpair()
+        transport, proto = await loop.connect_accepted_socket(Recorder, a)
+        transport.pause_reading()
+        paused_is_reading = transport.is_reading()
+        b.sendall(b"q" * 100_000)
+        await asyncio.sleep(0.05)
+        while_paused = len(proto.data)
+        transport.resume_reading()
+        while len(proto.data) < 100_000:
+            await asyncio.sleep(0.001)
+        resumed_is_reading = transport.is_reading()
+        transport.close()
+        await proto.lost
+        b.close()
+        return while_paused, len(proto.data), paused_is_reading, resumed_is_reading
+
+    while_paused, total, paused_is_reading, resumed_is_reading = run(loop, main())
+    assert while_paused == 0
+    assert total == 100_000
+    assert not paused_is_reading and resumed_is_reading
+
+
+def test_server_close_stops_listening_and_keeps_clients_until_they_close(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> tuple[bytes, bool, bool]:
+        server, port = await echo_server(loop)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        server.close()
+        assert not server.is_serving()
+        assert server.sockets == ()
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"still here\n")
+        echoed = await reader.readline()
+        waiting = loop.create_task(server.wait_closed())
+        await asyncio.sleep(0.05)
+        waited_while_open = not waiting.done()
+        writer.close()
+        await writer.wait_closed()
+        await waiting
+        return echoed, waited_while_open, waiting.done()
+
+    echoed, waited_while_open, finished = run(loop, main())
+    assert echoed == b"still here\n"
+    assert finished
+    if isinstance(loop, mioloop.EventLoop) or sys.version_info >= (3, 12, 1):
+        # asyncio before 3.12.1 returned at once (CPython gh-79033).
+        assert waited_while_open
+
+
+def test_a_raising_data_received_is_reported_and_closes_the_transport(loop: asyncio.AbstractEventLoop) -> None:
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+
+    class Bad(Recorder):
+        def data_received(self, data: bytes) -> None:
+            raise ZeroDivisionError("bad protocol")
+
+    async def main() -> BaseException | None:
+        a, b = socket.socketpair()
+        transport, proto = await loop.connect_accepted_socket(Bad, a)
+        b.send(b"boom")
+        exc = await proto.lost
+        b.close()
+        await asyncio.sleep(0)
+        return exc
+
+    exc = run(loop, main())
+    assert isinstance(exc, ZeroDivisionError)
+    assert len(errors) == 1
+    assert errors[0]["message"] == "Fatal error: protocol.data_received() call failed."
+    assert isinstance(errors[0]["exception"], ZeroDivisionError)
+    # The loop goes on.
+    assert run(loop, asyncio.sleep(0, "alive")) == "alive"
+
+
+def test_eof_received_returning_true_keeps_the_write_side_open(loop: asyncio.AbstractEventLoop) -> None:
+    class KeepOpen(Recorder):
+        def eof_received(self) -> bool:
+            super().eof_received()
+            self.transport.write(b"reply after eof")  # type: ignore[union-attr]
+            self.transport.close()  # type: ignore[union-attr]
+            return True
+
+    async def main() -> tuple[bytes, list[Any]]:
+        a, b = socket.socketpair()
+        b.setblocking(False)
+        transport, proto = await loop.connect_accepted_socket(KeepOpen, a)
+        b.shutdown(socket.SHUT_WR)
+        got = bytearray()
+        while True:
+            data = await loop.sock_recv(b, 1024)
+            if not data:
+                break
+            got += data
+        await proto.lost
+        b.close()
+        return bytes(got), proto.events
+
+    got, events = run(loop, main())
+    assert got == b"reply after eof"
+    assert events == ["made", "eof", "lost"]
+
+
+def test_extra_info_and_bad_writes(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> None:
+        server, port = await echo_server(loop)
+        transport, proto = await loop.create_connection(Recorder, "127.0.0.1", port)
+        assert transport.get_extra_info("peername") == ("127.0.0.1", port)
+        assert transport.get_extra_info("sockname")[0] == "127.0.0.1"
+        assert transport.get_extra_info("socket").fileno() >= 0
+        assert transport.get_extra_info("nothing", "default") == "default"
+        assert transport.get_protocol() is proto
+        assert transport.can_write_eof()
+        with pytest.raises(TypeError):
+            transport.write("text")  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            transport.set_write_buffer_limits(high=1, low=2)
+        transport.write_eof()
+        with pytest.raises(RuntimeError):
+            transport.write(b"after eof")
+        transport.close()
+        await proto.lost
+        server.close()
+        await server.wait_closed()
+
+    run(loop, main())
+
+
+def test_streams_echo_a_large_payload(loop: asyncio.AbstractEventLoop) -> None:
+    payload = os.urandom(3 << 20)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        data = await reader.readexactly(len(payload))
+        writer.write(data)
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    async def main() -> bool:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        async with server:
+            reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
+            writer.write(payload)
+            await writer.drain()
+            echoed = await reader.read()
+            writer.close()
+            await writer.wait_closed()
+        return echoed == payload
+
+    assert run(loop, main(), timeout=30)
+
+
+def test_unix_server_and_connection_by_path_and_abstract_name(loop: asyncio.AbstractEventLoop) -> None:
+    async def roundtrip(address: str) -> bytes:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write((await reader.readline()).upper())
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_unix_server(handle, address)
+        reader, writer = await asyncio.open_unix_connection(address)
+        writer.write(b"unix\n")
+        reply = await reader.readline()
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return reply
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "sock")
+        assert run(loop, roundtrip(path)) == b"UNIX\n"
+        # A stale socket file left at the path is replaced.
+        assert run(loop, roundtrip(path)) == b"UNIX\n"
+    assert run(loop, roundtrip(f"\0mioloop-test-{os.getpid()}-{id(loop)}")) == b"UNIX\n"
+
+
+def test_unix_server_on_a_socket_and_sock_connection(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "s")
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(path)
+            server = await loop.create_unix_server(Recorder, sock=listener)
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.connect(path)
+            transport, proto = await loop.create_unix_connection(Recorder, sock=client)
+            transport.close()
+            await proto.lost
+            server.close()
+            await server.wait_closed()
+            return b"ok"
+
+    assert run(loop, main()) == b"ok"
+
+
+def test_server_options_and_lifecycle(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> None:
+        server = await loop.create_server(Recorder, "127.0.0.1", 0, start_serving=False, reuse_port=True, backlog=5)
+        assert server.get_loop() is loop
+        assert not server.is_serving()
+        await server.start_serving()
+        assert server.is_serving()
+        port = server.sockets[0].getsockname()[1]
+        serving = loop.create_task(server.serve_forever())
+        await asyncio.sleep(0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.close()
+        await writer.wait_closed()
+        serving.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await serving
+        assert not server.is_serving()
+
+    run(loop, main())
+
+
+def test_server_on_several_hosts(loop: asyncio.AbstractEventLoop) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+
+    async def main() -> set[int]:
+        try:
+            server = await loop.create_server(Recorder, ["127.0.0.1", "::1"], 0)
+        except OSError:
+            pytest.skip("::1 is not configured")
+        families = {s.family for s in server.sockets}
+        server.close()
+        await server.wait_closed()
+        return families
+
+    assert run(loop, main()) == {socket.AF_INET, socket.AF_INET6}
+
+
+def test_bind_error_names_the_address(loop: asyncio.AbstractEventLoop) -> None:
+    taken = socket.create_server(("127.0.0.1", 0))
+    port = taken.getsockname()[1]
+    try:
+        with pytest.raises(OSError, match="error while attempting to bind"):
+            run(loop, loop.create_server(Recorder, "127.0.0.1", port, reuse_address=False))
+    finally:
+        taken.close()
+
+
+def test_create_connection_options(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> None:
+        server, port = await echo_server(loop)
+        # sock=
+        sock = socket.create_connection(("127.0.0.1", port))
+        transport, proto = await loop.create_connection(Recorder, sock=sock)
+        transport.close()
+        await proto.lost
+        # local_addr=
+        transport, proto = await loop.create_connection(Recorder, "127.0.0.1", port, local_addr=("127.0.0.1", 0))
+        assert transport.get_extra_info("sockname")[0] == "127.0.0.1"
+        transport.close()
+        await proto.lost
+        # happy eyeballs over every address of a name
+        transport, proto = await loop.create_connection(
+            Recorder, "localhost", port, happy_eyeballs_delay=0.05, family=socket.AF_INET
+        )
+        transport.close()
+        await proto.lost
+        with pytest.raises(ValueError):
+            await loop.create_connection(Recorder)
+        with socket.socket() as unused, pytest.raises(ValueError):
+            await loop.create_connection(Recorder, "127.0.0.1", port, sock=unused)
+        server.close()
+        await server.wait_closed()
+
+    run(loop, main())
+
+
+def test_all_errors_raises_every_attempt(loop: asyncio.AbstractEventLoop) -> None:
+    if sys.version_info < (3, 12) and not isinstance(loop, mioloop.EventLoop):
+        pytest.skip("asyncio's all_errors= is new in 3.12")
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()
+    expected = ExceptionGroup if sys.version_info >= (3, 11) else OSError  # noqa: F821
+    with pytest.raises(expected):
+        run(loop, loop.create_connection(asyncio.Protocol, "127.0.0.1", port, all_errors=True))
+
+
+def test_many_connections_leave_no_fd_behind(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> None:
+        server, port = await echo_server(loop)
+        for _ in range(50):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"ping\n")
+            assert await reader.readline() == b"ping\n"
+            writer.close()
+            await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+    before = open_fds()
+    run(loop, main())
+    assert open_fds() <= before
+
+
+def test_closed_loop_refuses_networking(loop: asyncio.AbstractEventLoop) -> None:
+    loop.close()
+    coro = loop.create_connection(asyncio.Protocol, "127.0.0.1", 1)
+    with pytest.raises(RuntimeError):
+        loop.run_until_complete(coro)
+    coro.close()
