@@ -39,11 +39,12 @@ sys.path.insert(0, str(HERE))
 from workloads import LOOPS, WORKLOADS  # noqa: E402
 
 MICRO_PEERS = [*LOOPS, "rust-native", "floor-call", "floor-link"]
+_ASYNCIO_API = ["mioloop-asyncio", "asyncio", "uvloop", "rloop"]
 ECHO_PEERS = [
     "mioloop",
-    "asyncio",
-    "uvloop",
-    "rloop",
+    *_ASYNCIO_API,
+    *(f"{loop}/buffered" for loop in _ASYNCIO_API),
+    *(f"{loop}/streams" for loop in _ASYNCIO_API),
     "tornado-asyncio",
     "tornado-uvloop",
     "node",
@@ -417,6 +418,8 @@ def main() -> int:
     parser.add_argument("--suite", nargs="+", default=["micro", "echo", "http"], choices=["micro", "echo", "http"])
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--micro-peers", nargs="+", default=MICRO_PEERS, choices=MICRO_PEERS)
+    parser.add_argument("--echo-peers", nargs="+", default=ECHO_PEERS, choices=ECHO_PEERS)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where results.json/.md and chart.png go")
     parser.add_argument("--render-only", action="store_true", help="redraw results.md and chart.png from results.json")
     args = parser.parse_args()
     if args.render_only:
@@ -436,25 +439,25 @@ def main() -> int:
     }
     total = args.repeat * (
         ("micro" in args.suite) * len(args.workloads) * len(args.micro_peers)
-        + ("echo" in args.suite) * len(ECHO_SIZES) * len(ECHO_PEERS)
+        + ("echo" in args.suite) * len(ECHO_SIZES) * len(args.echo_peers)
         + ("http" in args.suite) * len(HTTP_PEERS)
     )
     progress = Progress(total)
     if "micro" in args.suite:
         results["micro"] = run_micro(args, progress, native_error)
     if "echo" in args.suite:
-        results["echo"] = run_servers("echo", ECHO_PEERS, ECHO_SIZES, args, progress, native_error)
+        results["echo"] = run_servers("echo", args.echo_peers, ECHO_SIZES, args, progress, native_error)
     if "http" in args.suite:
         # The size is the loadgen's for echo; in HTTP mode it sends a fixed GET.
         results["http"] = run_servers("http", HTTP_PEERS, [HTTP_SIZE], args, progress, native_error)
     print(file=sys.stderr)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    args.out.mkdir(exist_ok=True, parents=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     table = render(results)
-    (RESULTS / "results.md").write_text(table)
-    problem = chart(results, RESULTS / "chart.png")
+    (args.out / "results.md").write_text(table)
+    problem = chart(results, args.out / "chart.png")
     print(table)
-    print(f"\nWrote {RESULTS / 'results.json'}, results.md" + (f"; no chart: {problem}" if problem else ", chart.png"))
+    print(f"\nWrote {args.out / 'results.json'}, results.md" + (f"; no chart: {problem}" if problem else ", chart.png"))
     return 0
 
 

@@ -292,3 +292,16 @@ def test_asyncio_runner_takes_mioloop_as_its_loop_factory() -> None:
     with asyncio.Runner(loop_factory=mioloop.new_event_loop) as runner:  # type: ignore[attr-defined]
         assert runner.run(_which_loop()) == "EventLoop"
         assert runner.run(_which_loop()) == "EventLoop"
+
+
+def test_callbacks_from_another_thread_keep_their_order(loop: asyncio.AbstractEventLoop) -> None:
+    # The other thread's call_soon_threadsafe happens before this thread's call_soon.
+    import threading
+
+    order: list[str] = []
+    thread = threading.Thread(target=loop.call_soon_threadsafe, args=(order.append, "other thread"))
+    thread.start()
+    thread.join()
+    loop.call_soon(order.append, "loop thread")
+    run_briefly(loop)
+    assert order == ["other thread", "loop thread"]

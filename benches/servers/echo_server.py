@@ -1,8 +1,10 @@
 """TCP echo servers for the echo workload, one per loop; each echoes every read back.
 
-    python benches/servers/echo_server.py KIND PORT
+    python benches/servers/echo_server.py KIND[/STYLE] PORT
 
-Prints ``ready`` once listening; with a ``skip: reason`` line and exit code 3 if the
+KIND is a loop; for the asyncio-API loops STYLE picks the server's code: a
+``Protocol`` (the default), a ``BufferedProtocol`` (``/buffered``) or asyncio streams
+(``/streams``). Prints ``ready`` once listening; with a ``skip: reason`` line and exit code 3 if the
 loop's package is missing.
 """
 
@@ -17,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from workloads import Unavailable, make_loop
 
-KINDS = ["mioloop", "asyncio", "uvloop", "rloop", "tornado-asyncio", "tornado-uvloop"]
+KINDS = ["mioloop", "mioloop-asyncio", "asyncio", "uvloop", "rloop", "tornado-asyncio", "tornado-uvloop"]
+STYLES = ["", "buffered", "streams"]
 READ_SIZE = 256 * 1024
 
 
@@ -88,10 +91,42 @@ class EchoProtocol(asyncio.Protocol):
         self.transport.write(data)  # type: ignore[attr-defined]
 
 
-def serve_protocol(loop: asyncio.AbstractEventLoop, port: int) -> None:
-    """asyncio style: a Protocol whose ``data_received`` writes the data back."""
+class BufferedEchoProtocol(asyncio.BufferedProtocol):
+    """Reads into one reusable buffer (no ``bytes`` per read) and writes from it."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray(READ_SIZE)
+        self.view = memoryview(self.buf)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.transport.write(self.view[:nbytes])  # type: ignore[attr-defined]
+
+
+async def echo_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(READ_SIZE):
+            writer.write(data)
+            await writer.drain()
+    except ConnectionError:
+        pass
+    writer.close()
+
+
+def serve_protocol(loop: asyncio.AbstractEventLoop, port: int, style: str) -> None:
+    """asyncio style: a Protocol (or BufferedProtocol) writing the data back, or a
+    streams handler."""
     asyncio.set_event_loop(loop)
-    server = loop.run_until_complete(loop.create_server(EchoProtocol, "127.0.0.1", port))
+    if style == "streams":
+        server = loop.run_until_complete(asyncio.start_server(echo_stream, "127.0.0.1", port))
+    else:
+        factory = BufferedEchoProtocol if style == "buffered" else EchoProtocol
+        server = loop.run_until_complete(loop.create_server(factory, "127.0.0.1", port))
     print("ready", flush=True)
     try:
         loop.run_forever()
@@ -123,9 +158,10 @@ def serve_tornado(port: int) -> None:
 
 
 def main() -> int:
-    kind, port = sys.argv[1], int(sys.argv[2])
-    if kind not in KINDS:
-        print(f"skip: unknown kind {kind}", flush=True)
+    kind, _, style = sys.argv[1].partition("/")
+    port = int(sys.argv[2])
+    if kind not in KINDS or style not in STYLES or (style and kind in ("mioloop", "tornado-asyncio", "tornado-uvloop")):
+        print(f"skip: unknown kind {sys.argv[1]}", flush=True)
         return 3
     if kind == "mioloop":
         serve_mioloop(port)
@@ -140,7 +176,7 @@ def main() -> int:
     if kind.startswith("tornado-"):
         serve_tornado(port)
     else:
-        serve_protocol(loop, port)
+        serve_protocol(loop, port, style)
     return 0
 
 

@@ -45,6 +45,9 @@ class SocketMethods:
     remove_writer: Callable[[Any], bool]
     run_in_executor: Callable[..., asyncio.Future[Any]]
     getaddrinfo: Callable[..., Any]
+    #: The watcher each waiting call installed, by (fd, writable): a call that ends
+    #: removes its watcher only if a later call has not replaced it.
+    _sock_waiting: dict[tuple[int, bool], Callable[[], None]]
 
     def _when_ready(self, sock: socket.socket, writable: bool, attempt: Callable[[], _T]) -> asyncio.Future[_T]:
         """A future for ``attempt()``, retried each time ``sock`` is ready until it
@@ -67,8 +70,16 @@ class SocketMethods:
                 fut.set_result(result)
 
         watch, unwatch = (self.add_writer, self.remove_writer) if writable else (self.add_reader, self.remove_reader)
+        key = (fd, writable)
         watch(fd, on_ready)
-        fut.add_done_callback(lambda _: unwatch(fd))
+        self._sock_waiting[key] = on_ready
+
+        def done(_: object) -> None:
+            if self._sock_waiting.get(key) is on_ready:
+                del self._sock_waiting[key]
+                unwatch(fd)
+
+        fut.add_done_callback(done)
         return fut
 
     async def _try_or_wait(self, sock: socket.socket, writable: bool, attempt: Callable[[], _T]) -> _T:

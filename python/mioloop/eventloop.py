@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from ._mioloop import LoopCore
 from ._network import NetworkMethods
+from ._signals import SignalMethods
 from ._sockets import SocketMethods
 
 _T = TypeVar("_T")
@@ -28,7 +29,7 @@ _T = TypeVar("_T")
 __all__ = ["EventLoop", "new_event_loop"]
 
 
-class EventLoop(SocketMethods, NetworkMethods, LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
+class EventLoop(SocketMethods, NetworkMethods, SignalMethods, LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     """An asyncio event loop on mioloop's engine.
 
     ::
@@ -52,6 +53,8 @@ class EventLoop(SocketMethods, NetworkMethods, LoopCore, asyncio.AbstractEventLo
     def __init__(self) -> None:
         self._exception_handler: Callable[..., object] | None = None
         self._default_executor: concurrent.futures.Executor | None = None
+        self._sock_waiting = {}
+        self._signal_handlers = {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} running={self.is_running()} closed={self.is_closed()} debug={self.get_debug()}>"
@@ -109,6 +112,10 @@ class EventLoop(SocketMethods, NetworkMethods, LoopCore, asyncio.AbstractEventLo
     def _release(self) -> list[Any]:
         """Closes the engine and the executor; returns the objects that had fd
         handlers."""
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if not self.is_closed():
+            self._remove_signal_handlers()
         fileobjs = self._close()
         executor, self._default_executor = self._default_executor, None
         if executor is not None:

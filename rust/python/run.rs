@@ -6,14 +6,15 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use pyo3::exceptions::PyRuntimeError;
+use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 
 use super::callback::PyCallback;
 use super::context;
 use super::core::LoopCore;
 use super::fd_owner::FdJob;
 use super::report;
-use super::signals::SignalWakeup;
 use super::thread_id::{self, NO_THREAD};
 use super::transport::StreamTransport;
 use crate::{monotonic_now, Blocking, IoEvents, PollPlan, Ready, Work};
@@ -29,6 +30,19 @@ impl Blocking for ReleaseGil<'_> {
 
 fn same(callback: PyCallback) -> PyCallback {
     callback
+}
+
+/// Hands the signal numbers that arrived to the face's `_dispatch_signals`, which
+/// schedules the handlers of `add_signal_handler`.
+fn dispatch_signals(slf: &Bound<'_, LoopCore>, signums: &[u8]) -> PyResult<()> {
+    if signums.is_empty() {
+        return Ok(());
+    }
+    let py = slf.py();
+    match slf.getattr_opt(intern!(py, "_dispatch_signals"))? {
+        Some(dispatch) => dispatch.call1((PyBytes::new(py, signums),)).map(drop),
+        None => Ok(()),
+    }
 }
 
 impl LoopCore {
@@ -62,10 +76,14 @@ impl LoopCore {
             (collected, first)
         };
         if collected.signalled || interrupted {
-            self.signals.drain();
+            let signums = self.signals.drain();
             // Runs Python's signal handlers; a KeyboardInterrupt leaves start(), and
-            // the collected work stays queued for the next start().
-            if let Err(err) = py.check_signals() {
+            // the collected work stays queued for the next start(). Then the
+            // handlers of add_signal_handler are scheduled.
+            let handled = py
+                .check_signals()
+                .and_then(|()| dispatch_signals(slf, &signums));
+            if let Err(err) = handled {
                 if let Some(item) = first {
                     self.lock().push_front(item);
                 }
@@ -167,6 +185,17 @@ impl LoopCore {
 
 #[pymethods]
 impl LoopCore {
+    /// Takes a share of Python's signal wake-up fd for this loop (for
+    /// `add_signal_handler`); `False` off the main thread.
+    fn _wakeup_acquire(&self, py: Python<'_>) -> PyResult<bool> {
+        self.signals.acquire(py)
+    }
+
+    /// Gives back a share taken with `_wakeup_acquire`.
+    fn _wakeup_release(&self, py: Python<'_>) -> PyResult<()> {
+        self.signals.release(py)
+    }
+
     /// Runs iterations until `stop()`; the faces wrap it as `start()` and
     /// `run_forever()`.
     fn _run(slf: &Bound<'_, Self>) -> PyResult<()> {
@@ -184,8 +213,8 @@ impl LoopCore {
                 "This event loop is already running",
             ));
         }
-        let previous_wakeup = match this.signals.install(py) {
-            Ok(previous) => previous,
+        let wakeup_share = match this.signals.acquire(py) {
+            Ok(taken) => taken,
             Err(e) => {
                 this.shared.loop_thread.store(NO_THREAD, Ordering::SeqCst);
                 return Err(e);
@@ -202,8 +231,8 @@ impl LoopCore {
             }
         }
         this.shared.loop_thread.store(NO_THREAD, Ordering::SeqCst);
-        if let Some(previous) = previous_wakeup {
-            SignalWakeup::restore(py, previous)?;
+        if wakeup_share {
+            this.signals.release(py)?;
         }
         result
     }

@@ -64,7 +64,7 @@ impl LoopCore {
         self.check_open()?;
         let (cb, handle) =
             PyCallback::asyncio(callback, args, context, "call_soon")?.with_handle(py)?;
-        self.lock().push(cb);
+        self.shared.push(cb);
         Ok(handle)
     }
 

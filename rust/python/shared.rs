@@ -83,12 +83,21 @@ impl Shared {
         self.loop_thread.load(Ordering::Relaxed) == thread_id::current()
     }
 
-    /// Queues a callback from any thread: straight onto the ready queue on the
-    /// loop's thread, through the inbox (waking the poll) from any other. A loop
-    /// closed meanwhile drops it silently, as Tornado does.
+    /// Queues a callback on the loop's thread. What other threads queued before
+    /// goes first: callbacks run in the order they were scheduled, whichever
+    /// thread scheduled them.
+    pub(crate) fn push(&self, callback: PyCallback) {
+        let mut reactor = self.lock();
+        self.inbox.drain_into(&mut *reactor);
+        reactor.push(callback);
+    }
+
+    /// Queues a callback from any thread: onto the ready queue on the loop's
+    /// thread, through the inbox (waking the poll) from any other. A loop closed
+    /// meanwhile drops it silently, as Tornado does.
     pub(crate) fn push_threadsafe(&self, callback: PyCallback) {
         if self.on_loop_thread() {
-            self.lock().push(callback);
+            self.push(callback);
         } else if let Err(refused) = self.inbox.push(callback) {
             drop(refused);
         }

@@ -1,10 +1,17 @@
 //! The signal wake-up socket: Python's C-level signal handler writes the signal
 //! number to it (`signal.set_wakeup_fd`), which ends a blocking poll so that the
-//! Python-level handlers run at once.
+//! Python-level handlers run at once, and tells the loop which signals arrived
+//! (for `add_signal_handler`).
+//!
+//! Python has one wake-up fd per process. The loop points it at its socket while
+//! it runs and while it has signal handlers: each is a share
+//! ([`SignalWakeup::acquire`]); the fd found before the first share is given back
+//! when the last one is released.
 
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use std::sync::{Mutex, PoisonError};
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry};
@@ -19,6 +26,15 @@ use crate::TOKEN_SIGNAL;
 pub(crate) struct SignalWakeup {
     rx: UnixStream,
     tx: UnixStream,
+    shares: Mutex<Shares>,
+}
+
+/// Who holds Python's wake-up fd pointed at this loop.
+#[derive(Default)]
+struct Shares {
+    count: u32,
+    /// The wake-up fd before the first share, to give back after the last.
+    previous: Option<Py<PyAny>>,
 }
 
 impl SignalWakeup {
@@ -31,31 +47,56 @@ impl SignalWakeup {
             TOKEN_SIGNAL,
             Interest::READABLE,
         )?;
-        Ok(SignalWakeup { rx, tx })
+        Ok(SignalWakeup {
+            rx,
+            tx,
+            shares: Mutex::new(Shares::default()),
+        })
     }
 
-    /// Points Python's wake-up fd at this socket; returns the previous fd to
-    /// restore, or `None` off the main thread (where no signal handler runs).
-    pub(crate) fn install(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        let kwargs = PyDict::new(py);
-        kwargs.set_item(intern!(py, "warn_on_full_buffer"), false)?;
-        match set_wakeup_fd(py)?.call((self.tx.as_raw_fd(),), Some(&kwargs)) {
-            Ok(previous) => Ok(Some(previous.unbind())),
-            Err(e) if e.is_instance_of::<PyValueError>(py) => Ok(None),
-            Err(e) => Err(e),
+    /// Takes a share of Python's wake-up fd, pointing it at this socket on the
+    /// first. Returns `false` off the main thread, where Python refuses (and no
+    /// signal handler runs): no share is taken then.
+    pub(crate) fn acquire(&self, py: Python<'_>) -> PyResult<bool> {
+        let mut shares = self.shares.lock().unwrap_or_else(PoisonError::into_inner);
+        if shares.count == 0 {
+            let kwargs = PyDict::new(py);
+            kwargs.set_item(intern!(py, "warn_on_full_buffer"), false)?;
+            match set_wakeup_fd(py)?.call((self.tx.as_raw_fd(),), Some(&kwargs)) {
+                Ok(previous) => shares.previous = Some(previous.unbind()),
+                Err(e) if e.is_instance_of::<PyValueError>(py) => return Ok(false),
+                Err(e) => return Err(e),
+            }
         }
+        shares.count += 1;
+        Ok(true)
     }
 
-    /// Gives Python back the wake-up fd that `install` replaced.
-    pub(crate) fn restore(py: Python<'_>, previous: Py<PyAny>) -> PyResult<()> {
-        set_wakeup_fd(py)?.call1((previous,))?;
+    /// Gives a share back; after the last one, Python's wake-up fd is what it was
+    /// before the first.
+    pub(crate) fn release(&self, py: Python<'_>) -> PyResult<()> {
+        let previous = {
+            let mut shares = self.shares.lock().unwrap_or_else(PoisonError::into_inner);
+            shares.count = shares.count.saturating_sub(1);
+            if shares.count > 0 {
+                return Ok(());
+            }
+            shares.previous.take()
+        };
+        if let Some(previous) = previous {
+            set_wakeup_fd(py)?.call1((previous,))?;
+        }
         Ok(())
     }
 
-    /// Empties the socket (the bytes only woke the poll).
-    pub(crate) fn drain(&self) {
+    /// Empties the socket; returns the signal numbers it carried, in order.
+    pub(crate) fn drain(&self) -> Vec<u8> {
+        let mut signums = Vec::new();
         let mut buf = [0u8; 64];
-        while matches!((&self.rx).read(&mut buf), Ok(n) if n > 0) {}
+        while let Ok(n @ 1..) = (&self.rx).read(&mut buf) {
+            signums.extend_from_slice(&buf[..n]);
+        }
+        signums
     }
 }
 

@@ -137,7 +137,7 @@ impl StreamTransport {
             return Ok(());
         }
         let callback = PyCallback::asyncio(func, args, None, "call_soon")?;
-        self.shared.lock().push(callback);
+        self.shared.push(callback);
         Ok(())
     }
 
