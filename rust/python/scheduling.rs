@@ -10,16 +10,23 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use super::args;
-use super::callback::{Handle, PyCallback};
+use super::callback::{untracked, Handle, PyCallback};
 use super::core::LoopCore;
 use super::errors;
 use super::timer_handle::TimerHandle;
 use crate::{deadline_after, deadline_at, monotonic_now, nanos_to_secs, Nanos};
 
 impl LoopCore {
-    fn schedule_timer(&self, deadline: Nanos, callback: PyCallback) -> TimerHandle {
+    fn schedule_timer(
+        &self,
+        py: Python<'_>,
+        deadline: Nanos,
+        callback: PyCallback,
+    ) -> PyResult<Py<TimerHandle>> {
         let key = self.lock().timers.insert(deadline, callback);
-        TimerHandle::new(key, nanos_to_secs(deadline), Arc::downgrade(&self.shared))
+        let handle = TimerHandle::new(key, nanos_to_secs(deadline), Arc::downgrade(&self.shared));
+        // It holds a weak reference to Rust state, no Python object.
+        Ok(untracked(Py::new(py, handle)?))
     }
 
     /// Schedules a Tornado-style timer, or an asyncio one if the only keyword is an
@@ -31,7 +38,7 @@ impl LoopCore {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
         method: &str,
-    ) -> PyResult<TimerHandle> {
+    ) -> PyResult<Py<TimerHandle>> {
         let py = callback.py();
         if let Some(kwargs) = kwargs.filter(|k| k.len() == 1) {
             if let Some(context) = kwargs.get_item(intern!(py, "context"))? {
@@ -40,12 +47,12 @@ impl LoopCore {
                     .getattr(intern!(py, "Context"))?;
                 if context.is_instance(&context_type)? {
                     let cb = PyCallback::asyncio(callback, args, Some(&context), method)?;
-                    return Ok(self.schedule_timer(deadline, cb));
+                    return self.schedule_timer(py, deadline, cb);
                 }
             }
         }
         let cb = PyCallback::tornado(callback, args, kwargs, method)?;
-        Ok(self.schedule_timer(deadline, cb))
+        self.schedule_timer(py, deadline, cb)
     }
 }
 
@@ -92,11 +99,11 @@ impl LoopCore {
         callback: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
         context: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<TimerHandle> {
+    ) -> PyResult<Py<TimerHandle>> {
         self.check_open()?;
         let deadline = deadline_after(monotonic_now(), delay).map_err(errors::time_error)?;
         let cb = PyCallback::asyncio(callback, args, context, "call_later")?;
-        Ok(self.schedule_timer(deadline, cb))
+        self.schedule_timer(callback.py(), deadline, cb)
     }
 
     /// asyncio: arranges for `callback(*args)` to be called at loop time `when`.
@@ -107,11 +114,11 @@ impl LoopCore {
         callback: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
         context: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<TimerHandle> {
+    ) -> PyResult<Py<TimerHandle>> {
         self.check_open()?;
         let deadline = deadline_at(when).map_err(errors::time_error)?;
         let cb = PyCallback::asyncio(callback, args, context, "call_at")?;
-        Ok(self.schedule_timer(deadline, cb))
+        self.schedule_timer(callback.py(), deadline, cb)
     }
 
     /// Calls the given callback on the next I/O loop iteration, in the context
@@ -145,11 +152,11 @@ impl LoopCore {
         callback: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<TimerHandle> {
+    ) -> PyResult<Py<TimerHandle>> {
         self.check_open()?;
         let deadline = args::tornado_deadline(deadline)?;
         let cb = PyCallback::tornado(callback, args, kwargs, "add_timeout")?;
-        Ok(self.schedule_timer(deadline, cb))
+        self.schedule_timer(callback.py(), deadline, cb)
     }
 
     /// Runs ``callback(*args, **kwargs)`` after ``delay`` seconds (Tornado's
@@ -164,7 +171,7 @@ impl LoopCore {
         callback: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<TimerHandle> {
+    ) -> PyResult<Py<TimerHandle>> {
         self.check_open()?;
         let deadline = deadline_after(monotonic_now(), delay).map_err(errors::time_error)?;
         self.schedule_tornado(deadline, callback, args, kwargs, "call_later")
@@ -179,7 +186,7 @@ impl LoopCore {
         callback: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<TimerHandle> {
+    ) -> PyResult<Py<TimerHandle>> {
         self.check_open()?;
         let deadline = deadline_at(when).map_err(errors::time_error)?;
         self.schedule_tornado(deadline, callback, args, kwargs, "call_at")

@@ -85,9 +85,9 @@ import asyncio, sys
 if sys.argv[1] == "mioloop":
     import mioloop
     asyncio.set_event_loop_policy(mioloop.EventLoopPolicy())
+import runpy
 sys.argv = ["runtests"]
-from tornado.test.runtests import main
-main()
+runpy.run_module("tornado.test.runtests", run_name="__main__", alter_sys=True)
 """
 
 
@@ -112,7 +112,9 @@ def run_tornado(kind: str) -> dict:
     # unittest's summary: "Ran N tests in Xs" then "OK (skipped=K)" or "FAILED (failures=F, errors=E, skipped=K)".
     tail = proc.stderr.strip().splitlines()
     ran = next((line for line in reversed(tail) if line.startswith("Ran ")), "Ran ? tests")
-    return {"summary": f"{ran.split(' in ')[0]}; {tail[-1] if tail else 'no output'}", "returncode": proc.returncode}
+    verdict = next((line for line in reversed(tail) if line.startswith(("OK", "FAILED"))), "no verdict")
+    failed = [line for line in tail if line.startswith(("FAIL:", "ERROR:"))]
+    return {"summary": f"{ran.split(' in ')[0]}; {verdict}", "failed": failed, "returncode": proc.returncode}
 
 
 def main() -> int:
@@ -148,6 +150,8 @@ def main() -> int:
             result = run_tornado(kind)
             report[f"tornado-{kind}"] = result
             print(f"Tornado suite on {kind}: {result['summary']}")
+            for line in result["failed"]:
+                print(f"    {line}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
