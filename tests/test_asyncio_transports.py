@@ -594,3 +594,44 @@ def test_closed_loop_refuses_networking(loop: asyncio.AbstractEventLoop) -> None
     with pytest.raises(RuntimeError):
         loop.run_until_complete(coro)
     coro.close()
+
+
+def test_bad_input_to_a_transport_raises_python_errors() -> None:
+    """Every transport method with wrong arguments: a Python exception, never a
+    panic, and the transport keeps working. (mioloop only: asyncio accepts some of
+    these, such as a limit of 2**80.)"""
+    loop = mioloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+
+    async def main() -> bytes:
+        a, b = socket.socketpair()
+        transport, proto = await loop.connect_accepted_socket(Recorder, a)
+        bad_calls = [
+            (transport.write, (None,)),
+            (transport.write, (12,)),
+            (transport.writelines, (None,)),
+            (transport.writelines, ([b"ok", "text"],)),
+            (transport.set_write_buffer_limits, (-1,)),
+            (transport.set_write_buffer_limits, (None, -5)),
+            (transport.set_write_buffer_limits, ("big",)),
+            (transport.set_write_buffer_limits, (2**80,)),
+        ]
+        for method, args in bad_calls:
+            with pytest.raises((TypeError, ValueError, OverflowError)):
+                method(*args)
+        assert transport.get_extra_info(object()) is None
+        transport.write(b"still works")
+        b.setblocking(False)
+        got = await loop.sock_recv(b, 100)
+        transport.close()
+        await proto.lost
+        b.close()
+        return got
+
+    try:
+        got = run(loop, main())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+    # A writelines that fails on its second item sends nothing: all are checked first.
+    assert got == b"still works"

@@ -327,6 +327,10 @@ impl StreamTransport {
     /// Writes every bytes-like object of `list_of_data`, in order.
     fn writelines(slf: &Bound<'_, Self>, list_of_data: &Bound<'_, PyAny>) -> PyResult<()> {
         let chunks: Vec<Bound<'_, PyAny>> = list_of_data.try_iter()?.collect::<PyResult<_>>()?;
+        // All or nothing: a bad item is refused before any byte is queued.
+        for chunk in &chunks {
+            with_bytes(chunk, |_| ())?;
+        }
         let this = slf.get();
         {
             let st = this.lock();
