@@ -9,7 +9,7 @@ import os
 import socket
 import sys
 import tempfile
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 from typing import TypeVar
 
 import pytest
@@ -21,16 +21,6 @@ _T = TypeVar("_T")
 
 def run(loop: asyncio.AbstractEventLoop, coro: Awaitable[_T], timeout: float = 10) -> _T:
     return loop.run_until_complete(asyncio.wait_for(coro, timeout))
-
-
-@pytest.fixture
-def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    a, b = socket.socketpair()
-    a.setblocking(False)
-    b.setblocking(False)
-    yield a, b
-    a.close()
-    b.close()
 
 
 def watchers(loop: asyncio.AbstractEventLoop) -> int | None:

@@ -143,20 +143,28 @@ def test_refused_connection_raises_and_leaks_no_fd(loop: asyncio.AbstractEventLo
     assert open_fds() <= before
 
 
-def test_reset_mid_read_gives_connection_lost_once_with_the_error(loop: asyncio.AbstractEventLoop) -> None:
-    async def main() -> tuple[list[Any], BaseException | None]:
-        listener = socket.create_server(("127.0.0.1", 0))
+async def connected_to_a_socket(
+    loop: asyncio.AbstractEventLoop,
+) -> tuple[socket.socket, asyncio.Transport, Recorder]:
+    """A Recorder connected over TCP to a plain socket of the test (the listener is
+    closed once it accepted)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
         listener.setblocking(False)
         connecting = loop.create_task(loop.create_connection(Recorder, *listener.getsockname()))
         conn, _ = await loop.sock_accept(listener)
         transport, proto = await connecting
+    return conn, transport, proto  # type: ignore[return-value]
+
+
+def test_reset_mid_read_gives_connection_lost_once_with_the_error(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> tuple[list[Any], BaseException | None]:
+        conn, transport, proto = await connected_to_a_socket(loop)
         conn.send(b"partial")
         while not proto.data:
             await asyncio.sleep(0.001)
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         conn.close()  # RST
         exc = await proto.lost
-        listener.close()
         return proto.events, exc
 
     events, exc = run(loop, main())
@@ -166,11 +174,7 @@ def test_reset_mid_read_gives_connection_lost_once_with_the_error(loop: asyncio.
 
 def test_peer_gone_mid_write_ends_the_connection_once(loop: asyncio.AbstractEventLoop) -> None:
     async def main() -> tuple[list[Any], BaseException | None]:
-        listener = socket.create_server(("127.0.0.1", 0))
-        listener.setblocking(False)
-        connecting = loop.create_task(loop.create_connection(Recorder, *listener.getsockname()))
-        conn, _ = await loop.sock_accept(listener)
-        transport, proto = await connecting
+        conn, transport, proto = await connected_to_a_socket(loop)
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         conn.close()
         chunk = b"x" * 65536
@@ -181,7 +185,6 @@ def test_peer_gone_mid_write_ends_the_connection_once(loop: asyncio.AbstractEven
             await asyncio.sleep(0.001)
         exc = await proto.lost
         transport.write(b"after the end")  # ignored, as asyncio ignores it
-        listener.close()
         return proto.events, exc
 
     events, exc = run(loop, main())

@@ -344,8 +344,7 @@ class NetworkMethods:
         else:
             if sock is None:
                 raise ValueError("no path and sock were specified")
-            if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
-                raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
+            _check_unix_stream(sock)
         return await self._connected_transport(sock, protocol_factory)
 
     async def create_unix_server(
@@ -385,8 +384,7 @@ class NetworkMethods:
         else:
             if sock is None:
                 raise ValueError("path was not specified, and no sock specified")
-            if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
-                raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
+            _check_unix_stream(sock)
         sock.setblocking(False)
         server = Server(self, [sock], protocol_factory, backlog)  # type: ignore[arg-type]
         if start_serving:
@@ -407,6 +405,11 @@ class NetworkMethods:
         if sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A Stream Socket was expected, got {sock!r}")
         return await self._connected_transport(sock, protocol_factory)
+
+
+def _check_unix_stream(sock: socket.socket) -> None:
+    if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+        raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
 
 
 def _remove_stale_socket(path: str | bytes) -> None:

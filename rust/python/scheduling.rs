@@ -17,6 +17,19 @@ use super::timer_handle::TimerHandle;
 use crate::{deadline_after, deadline_at, monotonic_now, nanos_to_secs, Nanos};
 
 impl LoopCore {
+    /// An asyncio callback and the `Handle` that cancels it (a closed loop refuses).
+    fn cancellable(
+        &self,
+        py: Python<'_>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Option<&Bound<'_, PyAny>>,
+        method: &str,
+    ) -> PyResult<(PyCallback, Py<Handle>)> {
+        self.check_open()?;
+        PyCallback::asyncio(callback, args, context, method)?.with_handle(py)
+    }
+
     fn schedule_timer(
         &self,
         py: Python<'_>,
@@ -68,9 +81,7 @@ impl LoopCore {
         args: &Bound<'_, PyTuple>,
         context: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<Handle>> {
-        self.check_open()?;
-        let (cb, handle) =
-            PyCallback::asyncio(callback, args, context, "call_soon")?.with_handle(py)?;
+        let (cb, handle) = self.cancellable(py, callback, args, context, "call_soon")?;
         self.shared.push(cb);
         Ok(handle)
     }
@@ -84,9 +95,7 @@ impl LoopCore {
         args: &Bound<'_, PyTuple>,
         context: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<Handle>> {
-        self.check_open()?;
-        let (cb, handle) = PyCallback::asyncio(callback, args, context, "call_soon_threadsafe")?
-            .with_handle(py)?;
+        let (cb, handle) = self.cancellable(py, callback, args, context, "call_soon_threadsafe")?;
         self.shared.push_threadsafe(cb);
         Ok(handle)
     }
