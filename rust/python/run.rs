@@ -17,7 +17,7 @@ use super::fd_owner::FdJob;
 use super::report;
 use super::thread_id::{self, NO_THREAD};
 use super::transport::StreamTransport;
-use crate::{monotonic_now, Blocking, IoEvents, PollPlan, Ready, Work};
+use crate::{monotonic_now, Blocking, IoEvents, PollPlan, Work};
 
 /// Releases the GIL while the poll blocks, so other Python threads run.
 struct ReleaseGil<'py>(Python<'py>);
@@ -54,12 +54,11 @@ impl LoopCore {
         let mut reactor = self.lock();
         let plan = reactor.begin(&shared.inbox, same, monotonic_now, &mut dropped);
         let mut interrupted = false;
-        let (collected, mut first) = if plan == PollPlan::Skip {
+        let collected = if plan == PollPlan::Skip {
             // Busy with callbacks and polled moments ago: one lock for all of it.
             let collected = reactor.end(None, &shared.inbox, same, monotonic_now);
-            let first = reactor.pop();
             drop(reactor);
-            (collected, first)
+            collected
         } else {
             drop(reactor);
             // Owners of fds closed meanwhile may run Python code when dropped.
@@ -69,57 +68,43 @@ impl LoopCore {
                 shared.lock().rearm_all(&mut dropped);
             })?;
             drop(std::mem::take(&mut dropped));
-            let mut reactor = self.lock();
-            let collected = reactor.end(Some(poller.events()), &shared.inbox, same, monotonic_now);
-            let first = reactor.pop();
-            drop(reactor);
-            (collected, first)
+            self.lock()
+                .end(Some(poller.events()), &shared.inbox, same, monotonic_now)
         };
         if collected.signalled || interrupted {
             let signums = self.signals.drain();
             // Runs Python's signal handlers; a KeyboardInterrupt leaves start(), and
             // the collected work stays queued for the next start(). Then the
             // handlers of add_signal_handler are scheduled.
-            let handled = py
-                .check_signals()
-                .and_then(|()| dispatch_signals(slf, &signums));
-            if let Err(err) = handled {
-                if let Some(item) = first {
-                    self.lock().push_front(item);
-                }
-                return Err(err);
-            }
+            py.check_signals()?;
+            dispatch_signals(slf, &signums)?;
         }
-        // Items are popped one at a time: if one raises KeyboardInterrupt, the rest
-        // are still queued and run exactly once, on the next start().
+        // Items are taken one at a time, each popped and resolved under one lock: if
+        // one raises KeyboardInterrupt, the rest are still queued and run exactly
+        // once, on the next start().
         for _ in 0..collected.run {
-            let Some(item) = first.take().or_else(|| self.lock().pop()) else {
-                break;
+            let job = {
+                let mut reactor = self.lock();
+                let Some(item) = reactor.pop() else {
+                    break;
+                };
+                match reactor.resolve(item) {
+                    None => continue,
+                    Some(Work::Call(callback)) => Err(callback),
+                    Some(Work::Io {
+                        token,
+                        handler,
+                        events,
+                        ..
+                    }) => Ok((token, handler.job(py, events), events)),
+                }
             };
-            self.run_item(slf, item)?;
+            match job {
+                Err(callback) => self.run_callback(slf, &callback)?,
+                Ok((token, job, events)) => self.run_fd_job(slf, token, job, events)?,
+            }
         }
         Ok(())
-    }
-
-    fn run_item(&self, slf: &Bound<'_, Self>, item: Ready<PyCallback>) -> PyResult<()> {
-        let py = slf.py();
-        let job = {
-            let mut reactor = self.lock();
-            match reactor.resolve(item) {
-                None => return Ok(()),
-                Some(Work::Call(callback)) => Err(callback),
-                Some(Work::Io {
-                    token,
-                    handler,
-                    events,
-                    ..
-                }) => Ok((token, handler.job(py, events), events)),
-            }
-        };
-        match job {
-            Err(callback) => self.run_callback(slf, &callback),
-            Ok((token, job, events)) => self.run_fd_job(slf, token, job, events),
-        }
     }
 
     fn run_callback(&self, slf: &Bound<'_, Self>, callback: &PyCallback) -> PyResult<()> {
