@@ -50,6 +50,21 @@ ECHO_PEERS = [
     "node",
     "rust-native",
 ]
+#: --quick keeps the rows the README's claims rest on.
+QUICK_ECHO_PEERS = [
+    "mioloop",
+    "mioloop-asyncio",
+    "mioloop-asyncio/buffered",
+    "mioloop-asyncio/streams",
+    "asyncio",
+    "uvloop",
+    "uvloop/buffered",
+    "uvloop/streams",
+    "rloop",
+    "tornado-uvloop",
+    "node",
+    "rust-native",
+]
 HTTP_PEERS = ["mioloop", "asyncio", "uvloop", "rloop"]
 ECHO_SIZES = [1024, 10 * 1024, 100 * 1024]
 HTTP_SIZE = 1  # a key for the results; the HTTP request is a fixed GET
@@ -413,12 +428,14 @@ def chart(results: dict[str, Any], path: Path) -> str | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, two runs per cell (~2 min)")
+    parser.add_argument("--quick", action="store_true", help="short runs, two per cell, fewer echo rows (~6 min)")
     parser.add_argument("--repeat", type=int, default=None)
     parser.add_argument("--suite", nargs="+", default=["micro", "echo", "http"], choices=["micro", "echo", "http"])
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--micro-peers", nargs="+", default=MICRO_PEERS, choices=MICRO_PEERS)
-    parser.add_argument("--echo-peers", nargs="+", default=ECHO_PEERS, choices=ECHO_PEERS)
+    parser.add_argument(
+        "--echo-peers", nargs="+", default=None, choices=ECHO_PEERS, help="default: all (--quick: fewer)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results.json/.md and chart.png go")
     parser.add_argument("--render-only", action="store_true", help="redraw results.md and chart.png from results.json")
     args = parser.parse_args()
@@ -429,6 +446,7 @@ def main() -> int:
         print(render(results) + (f"\nno chart: {problem}" if problem else ""))
         return 0
     args.repeat = args.repeat or (2 if args.quick else 3)
+    args.echo_peers = args.echo_peers or (QUICK_ECHO_PEERS if args.quick else ECHO_PEERS)
     native_error = build_native()
     results: dict[str, Any] = {
         "command": ("python benches/run.py " + " ".join(sys.argv[1:])).strip(),

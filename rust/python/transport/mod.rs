@@ -3,6 +3,7 @@
 
 mod bytes_like;
 mod stream;
+mod stream_api;
 mod stream_io;
 
 pub(crate) use stream::StreamTransport;

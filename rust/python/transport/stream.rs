@@ -4,18 +4,17 @@
 //! The transport owns its fd's entry in the loop's fd table, edge-triggered:
 //! reads go on until the socket is drained (a short read or `WouldBlock`), and a
 //! write that the socket does not take at once is queued here, not in Python.
-//! This module is its Python API; `stream_io.rs` is what readiness runs.
+//! This module is its state and how it is made; `stream_api.rs` is its Python API
+//! and `stream_io.rs` what readiness runs.
 
 use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
-use pyo3::{PyTraverseError, PyVisit};
 
-use super::bytes_like::with_bytes;
 use crate::python::callback::PyCallback;
 use crate::python::core::LoopCore;
 use crate::python::errors;
@@ -28,7 +27,7 @@ const DEFAULT_HIGH_WATER: usize = 64 * 1024;
 
 /// After this many writes to a lost connection, each further one logs a warning
 /// (asyncio's threshold).
-const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u32 = 5;
+pub(super) const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u32 = 5;
 
 /// A stream transport's state, behind its mutex (never held while Python runs).
 pub(super) struct State {
@@ -81,11 +80,11 @@ pub(crate) struct StreamTransport {
     pub(super) shared: Arc<Shared>,
     pub(super) fd: RawFd,
     pub(super) sock: Py<PyAny>,
-    extra: Py<PyDict>,
-    state: Mutex<State>,
+    pub(super) extra: Py<PyDict>,
+    pub(super) state: Mutex<State>,
 }
 
-fn is_buffered(protocol: &Bound<'_, PyAny>) -> PyResult<bool> {
+pub(super) fn is_buffered(protocol: &Bound<'_, PyAny>) -> PyResult<bool> {
     let py = protocol.py();
     let buffered = py
         .import(intern!(py, "asyncio"))?
@@ -162,7 +161,7 @@ impl StreamTransport {
         this.schedule_connection_lost(slf, exc)
     }
 
-    fn schedule_connection_lost(
+    pub(super) fn schedule_connection_lost(
         &self,
         slf: &Bound<'_, Self>,
         exc: Option<Bound<'_, PyAny>>,
@@ -175,7 +174,7 @@ impl StreamTransport {
 
     /// Writes `data` now if nothing is queued, else queues it; returns the error
     /// of a failed send.
-    fn send_or_queue(&self, st: &mut State, data: &[u8]) -> Result<(), std::io::Error> {
+    pub(super) fn send_or_queue(&self, st: &mut State, data: &[u8]) -> Result<(), std::io::Error> {
         if !st.queue.is_empty() {
             st.queue.push(data);
             return Ok(());
@@ -190,7 +189,10 @@ impl StreamTransport {
 
     /// After a write: watch for writability if bytes are queued, and pause the
     /// protocol past the high-water mark; a failed send is a fatal error.
-    fn after_write(slf: &Bound<'_, Self>, sent: Result<(), std::io::Error>) -> PyResult<()> {
+    pub(super) fn after_write(
+        slf: &Bound<'_, Self>,
+        sent: Result<(), std::io::Error>,
+    ) -> PyResult<()> {
         let this = slf.get();
         if let Err(e) = sent {
             return Self::fatal_error(slf, PyErr::from(e), "Fatal write error on socket transport");
@@ -205,7 +207,10 @@ impl StreamTransport {
         Self::maybe_pause_protocol(slf)
     }
 
-    fn write_limits(high: Option<usize>, low: Option<usize>) -> PyResult<(usize, usize)> {
+    pub(super) fn write_limits(
+        high: Option<usize>,
+        low: Option<usize>,
+    ) -> PyResult<(usize, usize)> {
         let (high, low) = match (high, low) {
             (None, None) => (DEFAULT_HIGH_WATER, DEFAULT_HIGH_WATER / 4),
             (Some(high), None) => (high, high / 4),
@@ -283,303 +288,5 @@ impl LoopCore {
             server.call_method1(intern!(py, "_attach"), (bound,))?;
         }
         Ok(transport)
-    }
-}
-
-#[pymethods]
-impl StreamTransport {
-    /// Writes `data` (bytes-like) without blocking: what the socket does not take
-    /// at once is buffered and sent when it is writable.
-    fn write(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let this = slf.get();
-        let sent = with_bytes(data, |bytes| {
-            let mut st = this.lock();
-            if st.eof_requested {
-                return Err(PyRuntimeError::new_err(
-                    "Cannot call write() after write_eof()",
-                ));
-            }
-            if bytes.is_empty() {
-                return Ok(None);
-            }
-            if st.conn_lost > 0 {
-                st.conn_lost += 1;
-                return Ok(Some(Ok(st.conn_lost > LOG_THRESHOLD_FOR_CONNLOST_WRITES)));
-            }
-            Ok(Some(this.send_or_queue(&mut st, bytes).map(|()| false)))
-        })??;
-        match sent {
-            None => Ok(()),
-            Some(Ok(true)) => {
-                let py = slf.py();
-                let logger = py
-                    .import(intern!(py, "logging"))?
-                    .call_method1(intern!(py, "getLogger"), ("asyncio",))?;
-                logger
-                    .call_method1(intern!(py, "warning"), ("socket.send() raised exception.",))?;
-                Ok(())
-            }
-            Some(Ok(false)) => Self::after_write(slf, Ok(())),
-            Some(Err(e)) => Self::after_write(slf, Err(e)),
-        }
-    }
-
-    /// Writes every bytes-like object of `list_of_data`, in order.
-    fn writelines(slf: &Bound<'_, Self>, list_of_data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let chunks: Vec<Bound<'_, PyAny>> = list_of_data.try_iter()?.collect::<PyResult<_>>()?;
-        // All or nothing: a bad item is refused before any byte is queued.
-        for chunk in &chunks {
-            with_bytes(chunk, |_| ())?;
-        }
-        let this = slf.get();
-        {
-            let st = this.lock();
-            if st.eof_requested {
-                return Err(PyRuntimeError::new_err(
-                    "Cannot call writelines() after write_eof()",
-                ));
-            }
-            if st.conn_lost > 0 || !st.queue.is_empty() {
-                drop(st);
-                for chunk in &chunks {
-                    Self::write(slf, chunk)?;
-                }
-                return Ok(());
-            }
-        }
-        // Nothing queued: gather everything, then one vectored send.
-        let mut st = this.lock();
-        for chunk in &chunks {
-            with_bytes(chunk, |bytes| st.queue.push(bytes))?;
-        }
-        let flushed = st
-            .queue
-            .flush(|bufs| crate::io::send_vectored(this.fd, bufs));
-        drop(st);
-        Self::after_write(slf, flushed.map(drop))
-    }
-
-    /// Closes the write end after the buffered data is sent; the peer sees EOF.
-    fn write_eof(&self) -> PyResult<()> {
-        let mut st = self.lock();
-        if st.closing || st.eof_requested {
-            return Ok(());
-        }
-        st.eof_requested = true;
-        if st.queue.is_empty() {
-            crate::io::shutdown_write(self.fd)?;
-        }
-        Ok(())
-    }
-
-    /// Whether `write_eof()` is supported: always, for a stream socket.
-    fn can_write_eof(&self) -> bool {
-        true
-    }
-
-    /// Closes the transport: buffered data is still sent, then the protocol's
-    /// `connection_lost(None)` is called and the socket closed. No more data is
-    /// received.
-    fn close(slf: &Bound<'_, Self>) -> PyResult<()> {
-        let this = slf.get();
-        let (owner, lost) = {
-            let mut st = this.lock();
-            if st.closing {
-                return Ok(());
-            }
-            st.closing = true;
-            if st.queue.is_empty() {
-                st.conn_lost += 1;
-                (this.unregister(&mut st), true)
-            } else {
-                this.sync_interest(&mut st)?;
-                (None, false)
-            }
-        };
-        drop(owner);
-        if lost {
-            this.schedule_connection_lost(slf, None)?;
-        }
-        Ok(())
-    }
-
-    /// Closes the transport at once, dropping buffered data; the protocol's
-    /// `connection_lost(None)` is called on the next iteration.
-    fn abort(slf: &Bound<'_, Self>) -> PyResult<()> {
-        Self::force_close(slf, None)
-    }
-
-    /// Whether the transport is closing or closed.
-    fn is_closing(&self) -> bool {
-        self.lock().closing
-    }
-
-    /// Stops calling the protocol's `data_received` until `resume_reading()`.
-    fn pause_reading(&self) -> PyResult<()> {
-        let mut st = self.lock();
-        if st.closing || st.reading_paused {
-            return Ok(());
-        }
-        st.reading_paused = true;
-        self.sync_interest(&mut st)
-    }
-
-    /// Resumes receiving after `pause_reading()`; data that arrived meanwhile is
-    /// delivered.
-    fn resume_reading(&self) -> PyResult<()> {
-        let mut st = self.lock();
-        if st.closing || !st.reading_paused {
-            return Ok(());
-        }
-        st.reading_paused = false;
-        self.sync_interest(&mut st)
-    }
-
-    /// Whether the transport is receiving.
-    fn is_reading(&self) -> bool {
-        let st = self.lock();
-        !st.reading_paused && !st.closing
-    }
-
-    /// How many bytes are buffered, waiting for the socket.
-    fn get_write_buffer_size(&self) -> usize {
-        self.lock().queue.len()
-    }
-
-    /// The `(low, high)` water marks of the write buffer.
-    fn get_write_buffer_limits(&self) -> (usize, usize) {
-        let st = self.lock();
-        (st.low_water, st.high_water)
-    }
-
-    /// Sets the water marks: past `high` buffered bytes the protocol's
-    /// `pause_writing()` is called, and `resume_writing()` once they drain to `low`.
-    #[pyo3(signature = (high = None, low = None))]
-    fn set_write_buffer_limits(
-        slf: &Bound<'_, Self>,
-        high: Option<isize>,
-        low: Option<isize>,
-    ) -> PyResult<()> {
-        let to_size = |v: Option<isize>| -> PyResult<Option<usize>> {
-            v.map(|v| {
-                usize::try_from(v).map_err(|_| {
-                    PyValueError::new_err(format!(
-                        "high ({}) must be >= low ({}) must be >= 0",
-                        high.map_or("None".into(), |h| h.to_string()),
-                        low.map_or("None".into(), |l| l.to_string())
-                    ))
-                })
-            })
-            .transpose()
-        };
-        let (high, low) = Self::write_limits(to_size(high)?, to_size(low)?)?;
-        {
-            let mut st = slf.get().lock();
-            st.high_water = high;
-            st.low_water = low;
-        }
-        Self::maybe_pause_protocol(slf)
-    }
-
-    /// Information about the connection: ``socket``, ``sockname``, ``peername``.
-    #[pyo3(signature = (name, default = None))]
-    fn get_extra_info<'py>(
-        &self,
-        py: Python<'py>,
-        name: &Bound<'py, PyAny>,
-        default: Option<Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        Ok(match self.extra.bind(py).get_item(name)? {
-            Some(value) => value,
-            None => default.unwrap_or_else(|| py.None().into_bound(py)),
-        })
-    }
-
-    /// The protocol.
-    fn get_protocol(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.lock().protocol.as_ref().map(|p| p.clone_ref(py))
-    }
-
-    /// Replaces the protocol.
-    fn set_protocol(&self, protocol: &Bound<'_, PyAny>) -> PyResult<()> {
-        let buffered = is_buffered(protocol)?;
-        let old = {
-            let mut st = self.lock();
-            st.buffered = buffered;
-            st.protocol.replace(protocol.clone().unbind())
-        };
-        drop(old);
-        Ok(())
-    }
-
-    /// Begins reading (scheduled after ``connection_made``).
-    fn _start_reading(&self) -> PyResult<()> {
-        let mut st = self.lock();
-        st.started = true;
-        self.sync_interest(&mut st)
-    }
-
-    /// Calls the protocol's ``connection_lost(exc)`` and closes the socket.
-    fn _call_connection_lost(slf: &Bound<'_, Self>, exc: &Bound<'_, PyAny>) -> PyResult<()> {
-        let py = slf.py();
-        let this = slf.get();
-        let (protocol, server, owner) = {
-            let mut st = this.lock();
-            (
-                st.protocol.take(),
-                st.server.take(),
-                this.unregister(&mut st),
-            )
-        };
-        drop(owner);
-        let lost = match &protocol {
-            Some(protocol) => protocol
-                .call_method1(py, intern!(py, "connection_lost"), (exc,))
-                .map(drop),
-            None => Ok(()),
-        };
-        let closed = this.sock.call_method0(py, intern!(py, "close")).map(drop);
-        let detached = match &server {
-            Some(server) => server
-                .call_method1(py, intern!(py, "_detach"), (slf,))
-                .map(drop),
-            None => Ok(()),
-        };
-        lost.and(closed).and(detached)
-    }
-
-    fn __repr__(&self) -> String {
-        let st = self.lock();
-        let state = if st.conn_lost > 0 {
-            "closed"
-        } else if st.closing {
-            "closing"
-        } else {
-            "open"
-        };
-        format!(
-            "<StreamTransport fd={} {state} buffered={}>",
-            self.fd,
-            st.queue.len()
-        )
-    }
-
-    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&self.event_loop)?;
-        visit.call(&self.sock)?;
-        visit.call(&self.extra)?;
-        if let Ok(st) = self.state.try_lock() {
-            visit.call(&st.protocol)?;
-            visit.call(&st.server)?;
-        }
-        Ok(())
-    }
-
-    fn __clear__(&self) {
-        let taken = {
-            let mut st = self.lock();
-            (st.protocol.take(), st.server.take())
-        };
-        drop(taken);
     }
 }
