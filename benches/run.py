@@ -416,7 +416,8 @@ def chart(results: dict[str, Any], path: Path) -> str | None:
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_title({"micro": "Micro workloads", "echo": "TCP echo, req/s", "http": "Tornado HTTP, req/s"}[panel])
         if peers:
-            ax.legend(fontsize=7, ncol=4)
+            # Beside the plot, not over the bars: the echo panel has many rows.
+            ax.legend(fontsize=7, ncol=1 if len(peers) > 12 else 2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         else:
             ax.text(0.5, 0.5, "no peer ran", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(f"mioloop benchmarks — {results['machine']}", fontsize=9)
