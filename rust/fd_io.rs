@@ -55,6 +55,15 @@ pub fn send_vectored(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     syscall!(libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL)).map(|n| n as usize)
 }
 
+/// Sends up to `count` bytes of the file `file_fd` from `offset` on the socket
+/// `sock_fd`, in the kernel (`sendfile`); returns how many were sent (0: the file
+/// ends at `offset`).
+pub fn sendfile(sock_fd: RawFd, file_fd: RawFd, offset: u64, count: usize) -> io::Result<usize> {
+    let mut offset =
+        libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    syscall!(libc::sendfile(sock_fd, file_fd, &mut offset, count)).map(|n| n as usize)
+}
+
 /// Ends the sending side of a socket (`shutdown(SHUT_WR)`).
 pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
     syscall!(libc::shutdown(fd, libc::SHUT_WR)).map(drop)
@@ -75,6 +84,27 @@ mod tests {
         let mut buf = [0u8; 8];
         assert_eq!(read(b.as_raw_fd(), &mut buf).unwrap(), 4);
         assert_eq!(&buf[..4], b"abcd");
+    }
+
+    #[test]
+    fn sendfile_sends_the_range_asked_for() {
+        use std::io::Write;
+        let path = std::env::temp_dir().join(format!("mioloop-sendfile-{}", std::process::id()));
+        let mut file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        file.write_all(b"0123456789").unwrap();
+        let (a, b) = UnixStream::pair().unwrap();
+        assert_eq!(sendfile(a.as_raw_fd(), file.as_raw_fd(), 2, 5).unwrap(), 5);
+        assert_eq!(sendfile(a.as_raw_fd(), file.as_raw_fd(), 10, 5).unwrap(), 0);
+        let mut buf = [0u8; 8];
+        assert_eq!(read(b.as_raw_fd(), &mut buf).unwrap(), 5);
+        assert_eq!(&buf[..5], b"23456");
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub use write_queue::WriteQueue;
 
 /// Non-blocking socket I/O on raw fds (what transports call).
 pub mod io {
-    pub use crate::fd_io::{read, send, send_vectored, shutdown_write};
+    pub use crate::fd_io::{read, send, send_vectored, sendfile, shutdown_write};
 }
 
 #[cfg(feature = "python")]

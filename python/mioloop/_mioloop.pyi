@@ -3,7 +3,7 @@
 import contextvars
 import datetime
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol, TypeAlias, final
+from typing import Any, ClassVar, Protocol, TypeAlias, final
 
 from typing_extensions import Self, TypeVarTuple, Unpack, disjoint_base
 
@@ -85,6 +85,17 @@ class StreamTransport:
         """Replaces the protocol."""
     def _start_reading(self) -> None: ...
     def _call_connection_lost(self, exc: BaseException | None) -> None: ...
+    _sendfile_compatible: ClassVar[Any]
+    def _sendfile_begin(self) -> None:
+        """Starts a native sendfile: ``write()`` raises until ``_sendfile_end()``."""
+    def _sendfile_end(self) -> None:
+        """Ends a native sendfile."""
+    def _wait_writable(self) -> Any:
+        """A future resolved once the buffered data is sent and the socket writable."""
+    def _sendfile_chunk(self, file_fd: int, offset: int, count: int) -> int:
+        """Sends up to ``count`` bytes of the file from ``offset`` with ``sendfile(2)``."""
+    def _force_close(self, exc: BaseException) -> None:
+        """Ends the connection after a failed sendfile."""
 
 @disjoint_base
 class LoopCore:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 _T = TypeVar("_T")
 
-__all__ = ["SocketMethods"]
+__all__ = ["SocketMethods", "check_sendfile_args"]
 
 #: The largest block ``sock_sendfile`` reads at a time when it falls back to copying.
 _SENDFILE_FALLBACK_BLOCK = 256 * 1024
@@ -33,6 +33,22 @@ def _check_socket(sock: socket.socket) -> None:
     if sock.gettimeout() != 0:
         # asyncio checks this in debug mode only; a blocking socket would block the loop.
         raise ValueError("the socket must be non-blocking")
+
+
+def check_sendfile_args(file: Any, offset: int, count: int | None) -> None:
+    """``sendfile``'s checks: a binary file, a positive ``count``, a non-negative
+    ``offset``."""
+    if "b" not in getattr(file, "mode", "b"):
+        raise ValueError("file should be opened in binary mode")
+    if count is not None:
+        if not isinstance(count, int):
+            raise TypeError(f"count must be a positive integer (got {count!r})")
+        if count <= 0:
+            raise ValueError(f"count must be a positive integer (got {count!r})")
+    if not isinstance(offset, int):
+        raise TypeError(f"offset must be a non-negative integer (got {offset!r})")
+    if offset < 0:
+        raise ValueError(f"offset must be a non-negative integer (got {offset!r})")
 
 
 class SocketMethods:
@@ -168,25 +184,15 @@ class SocketMethods:
         _check_socket(sock)
         if sock.type != socket.SOCK_STREAM:
             raise ValueError("only SOCK_STREAM type sockets are supported")
-        if "b" not in getattr(file, "mode", "b"):
-            raise ValueError("file should be opened in binary mode")
-        if count is not None:
-            if not isinstance(count, int):
-                raise TypeError(f"count must be a positive integer (got {count!r})")
-            if count <= 0:
-                raise ValueError(f"count must be a positive integer (got {count!r})")
-        if not isinstance(offset, int):
-            raise TypeError(f"offset must be a non-negative integer (got {offset!r})")
-        if offset < 0:
-            raise ValueError(f"offset must be a non-negative integer (got {offset!r})")
+        check_sendfile_args(file, offset, count)
         try:
-            return await self._sendfile_native(sock, file, offset, count)
+            return await self._sock_sendfile_native(sock, file, offset, count)
         except asyncio.SendfileNotAvailableError:
             if not fallback:
                 raise
-        return await self._sendfile_copying(sock, file, offset, count)
+        return await self._sock_sendfile_copying(sock, file, offset, count)
 
-    async def _sendfile_native(self, sock: socket.socket, file: Any, offset: int, count: int | None) -> int:
+    async def _sock_sendfile_native(self, sock: socket.socket, file: Any, offset: int, count: int | None) -> int:
         try:
             fileno = file.fileno()
             size = os.fstat(fileno).st_size
@@ -214,7 +220,7 @@ class SocketMethods:
                 file.seek(position)
         return total
 
-    async def _sendfile_copying(self, sock: socket.socket, file: Any, offset: int, count: int | None) -> int:
+    async def _sock_sendfile_copying(self, sock: socket.socket, file: Any, offset: int, count: int | None) -> int:
         if offset:
             file.seek(offset)
         total = 0

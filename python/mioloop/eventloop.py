@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from ._mioloop import LoopCore
 from ._network import NetworkMethods
+from ._sendfile import SendfileMethods
 from ._signals import SignalMethods
 from ._sockets import SocketMethods
 
@@ -29,7 +30,7 @@ _T = TypeVar("_T")
 __all__ = ["EventLoop", "new_event_loop"]
 
 
-class EventLoop(SocketMethods, NetworkMethods, SignalMethods, LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
+class EventLoop(SocketMethods, NetworkMethods, SendfileMethods, SignalMethods, LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     """An asyncio event loop on mioloop's engine.
 
     ::

@@ -5,5 +5,6 @@ mod bytes_like;
 mod stream;
 mod stream_api;
 mod stream_io;
+mod stream_sendfile;
 
 pub(crate) use stream::StreamTransport;

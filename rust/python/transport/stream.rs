@@ -54,6 +54,11 @@ pub(super) struct State {
     pub(super) registered: bool,
     /// The events the fd table watches for now.
     pub(super) interest: IoEvents,
+    /// `loop.sendfile` is sending from a file: `write()` is refused meanwhile.
+    pub(super) sendfile_active: bool,
+    /// A future resolved once the buffer is empty and the socket writable
+    /// (`_wait_writable`, for `loop.sendfile`).
+    pub(super) writable_waiter: Option<Py<PyAny>>,
 }
 
 impl State {
@@ -66,7 +71,7 @@ impl State {
         if self.started && !self.reading_paused && !self.closing && !self.eof_received {
             events |= IoEvents::READ;
         }
-        if !self.queue.is_empty() {
+        if !self.queue.is_empty() || self.writable_waiter.is_some() {
             events |= IoEvents::WRITE;
         }
         events
@@ -268,6 +273,8 @@ impl LoopCore {
                     conn_lost: 0,
                     registered: true,
                     interest: IoEvents::NONE,
+                    sendfile_active: false,
+                    writable_waiter: None,
                 }),
             },
         )?;

@@ -21,6 +21,11 @@ impl StreamTransport {
                     "Cannot call write() after write_eof()",
                 ));
             }
+            if st.sendfile_active {
+                return Err(PyRuntimeError::new_err(
+                    "unable to write; sendfile is in progress",
+                ));
+            }
             if bytes.is_empty() {
                 return Ok(None);
             }
@@ -59,6 +64,11 @@ impl StreamTransport {
             if st.eof_requested {
                 return Err(PyRuntimeError::new_err(
                     "Cannot call writelines() after write_eof()",
+                ));
+            }
+            if st.sendfile_active {
+                return Err(PyRuntimeError::new_err(
+                    "unable to write; sendfile is in progress",
                 ));
             }
             if st.conn_lost > 0 || !st.queue.is_empty() {
@@ -245,15 +255,20 @@ impl StreamTransport {
     fn _call_connection_lost(slf: &Bound<'_, Self>, exc: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
-        let (protocol, server, owner) = {
+        let (protocol, server, owner, waiter) = {
             let mut st = this.lock();
+            let waiter = st.writable_waiter.take();
             (
                 st.protocol.take(),
                 st.server.take(),
                 this.unregister(&mut st),
+                waiter,
             )
         };
         drop(owner);
+        if let Some(waiter) = waiter {
+            super::stream_sendfile::fail_waiter(waiter.bind(py))?;
+        }
         let lost = match &protocol {
             Some(protocol) => protocol
                 .call_method1(py, intern!(py, "connection_lost"), (exc,))
@@ -293,6 +308,7 @@ impl StreamTransport {
         if let Ok(st) = self.state.try_lock() {
             visit.call(&st.protocol)?;
             visit.call(&st.server)?;
+            visit.call(&st.writable_waiter)?;
         }
         Ok(())
     }
@@ -300,7 +316,11 @@ impl StreamTransport {
     fn __clear__(&self) {
         let taken = {
             let mut st = self.lock();
-            (st.protocol.take(), st.server.take())
+            (
+                st.protocol.take(),
+                st.server.take(),
+                st.writable_waiter.take(),
+            )
         };
         drop(taken);
     }

@@ -159,26 +159,36 @@ impl StreamTransport {
 
     fn write_ready(slf: &Bound<'_, Self>) -> PyResult<()> {
         let this = slf.get();
-        let (flushed, closing, eof) = {
+        let (flushed, closing, eof, drained_before) = {
             let mut st = this.lock();
-            if st.conn_lost > 0 || st.queue.is_empty() {
+            if st.conn_lost > 0 || (st.queue.is_empty() && st.writable_waiter.is_none()) {
                 return Ok(());
             }
+            let drained_before = st.queue.is_empty();
             let flushed = st
                 .queue
                 .flush(|bufs| crate::io::send_vectored(this.fd, bufs));
             if flushed.is_err() {
                 st.queue.clear();
             }
-            (flushed, st.closing, st.eof_requested)
+            (flushed, st.closing, st.eof_requested, drained_before)
         };
         match flushed {
             Err(e) => Self::fatal_error(slf, e.into(), "Fatal write error on socket transport"),
             Ok(false) => Ok(()),
             Ok(true) => {
-                {
+                let waiter = {
                     let mut st = this.lock();
+                    let waiter = st.writable_waiter.take();
                     this.sync_interest(&mut st)?;
+                    waiter
+                };
+                if let Some(waiter) = waiter {
+                    super::stream_sendfile::resolve_waiter(waiter.bind(slf.py()))?;
+                }
+                if drained_before {
+                    // Only a sendfile waited for this event: nothing was queued.
+                    return Ok(());
                 }
                 Self::maybe_resume_protocol(slf)?;
                 if closing {

@@ -1,0 +1,135 @@
+"""``loop.sendfile(transport, file)``: a file sent over a stream transport with
+``sendfile(2)`` (the bytes never enter Python), or read and written through the
+transport when that is not possible."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import io
+import os
+from asyncio.constants import _SendfileMode
+from collections.abc import Callable
+from typing import Any
+
+from ._mioloop import StreamTransport
+from ._sockets import check_sendfile_args
+
+__all__ = ["SendfileMethods"]
+
+#: The most one sendfile(2) call is asked to send.
+_NATIVE_BLOCK = 1 << 30
+#: The size of each read when copying through the transport.
+_FALLBACK_BLOCK = 256 * 1024
+
+_NOT_SUPPORTED = {errno.ENOTSOCK, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP}
+
+
+class SendfileMethods:
+    """``sendfile`` of :class:`~mioloop.EventLoop`."""
+
+    run_in_executor: Callable[..., asyncio.Future[Any]]
+
+    async def sendfile(
+        self,
+        transport: asyncio.BaseTransport,
+        file: Any,
+        offset: int = 0,
+        count: int | None = None,
+        *,
+        fallback: bool = True,
+    ) -> int:
+        """Sends ``count`` bytes of ``file`` from ``offset`` (all of it by default) over
+        ``transport`` after the data already buffered, and returns how many were
+        sent; the file position ends after them. ``write()`` raises meanwhile."""
+        if transport.is_closing():
+            raise RuntimeError("Transport is closing")
+        mode = getattr(transport, "_sendfile_compatible", _SendfileMode.UNSUPPORTED)
+        if mode is _SendfileMode.UNSUPPORTED:
+            raise RuntimeError(f"sendfile is not supported for transport {transport!r}")
+        if mode is _SendfileMode.TRY_NATIVE:
+            try:
+                return await self._sendfile_native(transport, file, offset, count)
+            except asyncio.SendfileNotAvailableError:
+                if not fallback:
+                    raise
+        if not fallback:
+            raise RuntimeError(f"fallback is disabled and native sendfile is not supported for transport {transport!r}")
+        return await self._sendfile_fallback(transport, file, offset, count)
+
+    async def _sendfile_native(self, transport: Any, file: Any, offset: int, count: int | None) -> int:
+        check_sendfile_args(file, offset, count)
+        if not isinstance(transport, StreamTransport):
+            raise asyncio.SendfileNotAvailableError("sendfile syscall is not supported")
+        try:
+            fileno = file.fileno()
+            size = os.fstat(fileno).st_size
+        except (AttributeError, io.UnsupportedOperation, OSError):
+            raise asyncio.SendfileNotAvailableError("not a regular file") from None
+        end = offset + count if count is not None else size
+        resume_reading = transport.is_reading()
+        transport.pause_reading()
+        transport._sendfile_begin()
+        position, total = offset, 0
+        try:
+            await transport._wait_writable()
+            while position < end:
+                try:
+                    sent = transport._sendfile_chunk(fileno, position, min(end - position, _NATIVE_BLOCK))
+                except BlockingIOError:
+                    await transport._wait_writable()
+                    continue
+                except OSError as exc:
+                    if total == 0 and exc.errno in _NOT_SUPPORTED:
+                        raise asyncio.SendfileNotAvailableError("os.sendfile() is not available here") from exc
+                    transport._force_close(exc)
+                    raise ConnectionError("sendfile: the connection was lost") from exc
+                if sent == 0:
+                    break  # the file ended early
+                position += sent
+                total += sent
+            return total
+        finally:
+            transport._sendfile_end()
+            if resume_reading:
+                transport.resume_reading()
+            if total > 0:
+                file.seek(position)
+
+    async def _sendfile_fallback(self, transport: Any, file: Any, offset: int, count: int | None) -> int:
+        check_sendfile_args(file, offset, count)
+        if offset:
+            file.seek(offset)
+        block = bytearray(min(count, _FALLBACK_BLOCK) if count else _FALLBACK_BLOCK)
+        view = memoryview(block)
+        total = 0
+        try:
+            while count is None or total < count:
+                want = len(view) if count is None else min(len(view), count - total)
+                got = await self.run_in_executor(None, file.readinto, view[:want])
+                if not got:
+                    break
+                if transport.is_closing():
+                    raise ConnectionError("Connection closed by peer")
+                transport.write(bytes(view[:got]))
+                total += got
+                high = transport.get_write_buffer_limits()[1]
+                if transport.get_write_buffer_size() > high:
+                    await _drained(transport)
+            if transport.get_write_buffer_size():
+                await _drained(transport)
+            return total
+        finally:
+            if total > 0:
+                file.seek(offset + total)
+
+
+async def _drained(transport: Any) -> None:
+    """Waits until ``transport``'s buffer is sent (``ConnectionError`` if it is lost)."""
+    if isinstance(transport, StreamTransport):
+        await transport._wait_writable()
+        return
+    while transport.get_write_buffer_size() and not transport.is_closing():
+        await asyncio.sleep(0.001)
+    if transport.is_closing():
+        raise ConnectionError("Connection closed by peer")
