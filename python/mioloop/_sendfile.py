@@ -9,13 +9,12 @@ import errno
 import io
 import os
 from asyncio.constants import _SendfileMode
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ._mioloop import StreamTransport
-from ._sockets import check_sendfile_args
 
-__all__ = ["SendfileMethods"]
+__all__ = ["SendfileMethods", "check_sendfile_args", "regular_file_range", "send_file_range"]
 
 #: The most one sendfile(2) call is asked to send.
 _NATIVE_BLOCK = 1 << 30
@@ -23,6 +22,66 @@ _NATIVE_BLOCK = 1 << 30
 _FALLBACK_BLOCK = 256 * 1024
 
 _NOT_SUPPORTED = {errno.ENOTSOCK, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP}
+
+
+def check_sendfile_args(file: Any, offset: int, count: int | None) -> None:
+    """``sendfile``'s checks: a binary file, a positive ``count``, a non-negative
+    ``offset``."""
+    if "b" not in getattr(file, "mode", "b"):
+        raise ValueError("file should be opened in binary mode")
+    if count is not None:
+        if not isinstance(count, int):
+            raise TypeError(f"count must be a positive integer (got {count!r})")
+        if count <= 0:
+            raise ValueError(f"count must be a positive integer (got {count!r})")
+    if not isinstance(offset, int):
+        raise TypeError(f"offset must be a non-negative integer (got {offset!r})")
+    if offset < 0:
+        raise ValueError(f"offset must be a non-negative integer (got {offset!r})")
+
+
+def regular_file_range(file: Any, offset: int, count: int | None) -> tuple[int, int]:
+    """The fd of ``file`` and where the range ends; ``SendfileNotAvailableError`` if
+    it has no fd ``sendfile(2)`` can read."""
+    try:
+        fileno = file.fileno()
+        size = os.fstat(fileno).st_size
+    except (AttributeError, io.UnsupportedOperation, OSError):
+        raise asyncio.SendfileNotAvailableError("not a regular file") from None
+    return fileno, offset + count if count is not None else size
+
+
+async def send_file_range(
+    send: Callable[[int, int], int],
+    wait_writable: Callable[[], Awaitable[object]],
+    file: Any,
+    offset: int,
+    end: int,
+) -> int:
+    """Sends the file from ``offset`` to ``end`` with ``send(position, size)`` (a
+    ``sendfile(2)`` call), waiting with ``wait_writable()`` when the socket is full;
+    returns the bytes sent, and leaves the file position after them. A first call
+    that ``sendfile(2)`` refuses raises ``SendfileNotAvailableError``."""
+    position, total = offset, 0
+    try:
+        while position < end:
+            try:
+                sent = send(position, min(end - position, _NATIVE_BLOCK))
+            except (BlockingIOError, InterruptedError):
+                await wait_writable()
+                continue
+            except OSError as exc:
+                if total == 0 and exc.errno in _NOT_SUPPORTED:
+                    raise asyncio.SendfileNotAvailableError("sendfile(2) is not available here") from exc
+                raise
+            if sent == 0:
+                break  # the file ended early
+            position += sent
+            total += sent
+    finally:
+        if total > 0:
+            file.seek(position)
+    return total
 
 
 class SendfileMethods:
@@ -61,40 +120,26 @@ class SendfileMethods:
         check_sendfile_args(file, offset, count)
         if not isinstance(transport, StreamTransport):
             raise asyncio.SendfileNotAvailableError("sendfile syscall is not supported")
-        try:
-            fileno = file.fileno()
-            size = os.fstat(fileno).st_size
-        except (AttributeError, io.UnsupportedOperation, OSError):
-            raise asyncio.SendfileNotAvailableError("not a regular file") from None
-        end = offset + count if count is not None else size
+        fileno, end = regular_file_range(file, offset, count)
         resume_reading = transport.is_reading()
         transport.pause_reading()
         transport._sendfile_begin()
-        position, total = offset, 0
         try:
             await transport._wait_writable()
-            while position < end:
-                try:
-                    sent = transport._sendfile_chunk(fileno, position, min(end - position, _NATIVE_BLOCK))
-                except BlockingIOError:
-                    await transport._wait_writable()
-                    continue
-                except OSError as exc:
-                    if total == 0 and exc.errno in _NOT_SUPPORTED:
-                        raise asyncio.SendfileNotAvailableError("os.sendfile() is not available here") from exc
-                    transport._force_close(exc)
-                    raise ConnectionError("sendfile: the connection was lost") from exc
-                if sent == 0:
-                    break  # the file ended early
-                position += sent
-                total += sent
-            return total
+            return await send_file_range(
+                lambda position, size: transport._sendfile_chunk(fileno, position, size),
+                transport._wait_writable,
+                file,
+                offset,
+                end,
+            )
+        except OSError as exc:  # the peer is gone (SendfileNotAvailableError is not one)
+            transport._force_close(exc)
+            raise ConnectionError("sendfile: the connection was lost") from exc
         finally:
             transport._sendfile_end()
             if resume_reading:
                 transport.resume_reading()
-            if total > 0:
-                file.seek(position)
 
     async def _sendfile_fallback(self, transport: Any, file: Any, offset: int, count: int | None) -> int:
         check_sendfile_args(file, offset, count)

@@ -10,17 +10,17 @@ watcher and has consumed nothing: data is only read when the future can take it.
 from __future__ import annotations
 
 import asyncio
-import errno
-import io
 import os
 import socket
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ._sendfile import check_sendfile_args, regular_file_range, send_file_range
+
 _T = TypeVar("_T")
 
-__all__ = ["SocketMethods", "check_sendfile_args"]
+__all__ = ["SocketMethods"]
 
 #: The largest block ``sock_sendfile`` reads at a time when it falls back to copying.
 _SENDFILE_FALLBACK_BLOCK = 256 * 1024
@@ -33,22 +33,6 @@ def _check_socket(sock: socket.socket) -> None:
     if sock.gettimeout() != 0:
         # asyncio checks this in debug mode only; a blocking socket would block the loop.
         raise ValueError("the socket must be non-blocking")
-
-
-def check_sendfile_args(file: Any, offset: int, count: int | None) -> None:
-    """``sendfile``'s checks: a binary file, a positive ``count``, a non-negative
-    ``offset``."""
-    if "b" not in getattr(file, "mode", "b"):
-        raise ValueError("file should be opened in binary mode")
-    if count is not None:
-        if not isinstance(count, int):
-            raise TypeError(f"count must be a positive integer (got {count!r})")
-        if count <= 0:
-            raise ValueError(f"count must be a positive integer (got {count!r})")
-    if not isinstance(offset, int):
-        raise TypeError(f"offset must be a non-negative integer (got {offset!r})")
-    if offset < 0:
-        raise ValueError(f"offset must be a non-negative integer (got {offset!r})")
 
 
 class SocketMethods:
@@ -193,32 +177,15 @@ class SocketMethods:
         return await self._sock_sendfile_copying(sock, file, offset, count)
 
     async def _sock_sendfile_native(self, sock: socket.socket, file: Any, offset: int, count: int | None) -> int:
-        try:
-            fileno = file.fileno()
-            size = os.fstat(fileno).st_size
-        except (AttributeError, io.UnsupportedOperation, OSError):
-            raise asyncio.SendfileNotAvailableError("not a regular file") from None
-        end = offset + count if count is not None else size
-        position, total = offset, 0
-        try:
-            while position < end:
-                try:
-                    sent = os.sendfile(sock.fileno(), fileno, position, end - position)
-                except (BlockingIOError, InterruptedError):
-                    await self._when_ready(sock, True, lambda: None)
-                    continue
-                except OSError as exc:
-                    if total == 0 and exc.errno in (errno.ENOTSOCK, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-                        raise asyncio.SendfileNotAvailableError("os.sendfile() is not available here") from exc
-                    raise
-                if sent == 0:
-                    break  # the file ended early
-                position += sent
-                total += sent
-        finally:
-            if total > 0:
-                file.seek(position)
-        return total
+        fileno, end = regular_file_range(file, offset, count)
+        sock_fd = sock.fileno()
+        return await send_file_range(
+            lambda position, size: os.sendfile(sock_fd, fileno, position, size),
+            lambda: self._when_ready(sock, True, lambda: None),
+            file,
+            offset,
+            end,
+        )
 
     async def _sock_sendfile_copying(self, sock: socket.socket, file: Any, offset: int, count: int | None) -> int:
         if offset:

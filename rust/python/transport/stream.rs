@@ -10,7 +10,7 @@
 use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -62,6 +62,22 @@ pub(super) struct State {
 }
 
 impl State {
+    /// Refuses `method` (`write`, `writelines`) after `write_eof()` or while a
+    /// sendfile is in progress.
+    pub(super) fn check_writable(&self, method: &str) -> PyResult<()> {
+        if self.eof_requested {
+            return Err(PyRuntimeError::new_err(format!(
+                "Cannot call {method}() after write_eof()"
+            )));
+        }
+        if self.sendfile_active {
+            return Err(PyRuntimeError::new_err(
+                "unable to write; sendfile is in progress",
+            ));
+        }
+        Ok(())
+    }
+
     /// The events the transport needs now.
     pub(super) fn wanted(&self) -> IoEvents {
         let mut events = IoEvents::NONE;

@@ -1,6 +1,6 @@
 //! The Python API of `StreamTransport`: asyncio's `Transport` methods.
 
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
@@ -16,18 +16,9 @@ impl StreamTransport {
         let this = slf.get();
         let sent = with_bytes(data, |bytes| {
             let mut st = this.lock();
-            if st.eof_requested {
-                return Err(PyRuntimeError::new_err(
-                    "Cannot call write() after write_eof()",
-                ));
-            }
-            if st.sendfile_active {
-                return Err(PyRuntimeError::new_err(
-                    "unable to write; sendfile is in progress",
-                ));
-            }
+            st.check_writable("write")?;
             if bytes.is_empty() {
-                return Ok(None);
+                return Ok::<_, PyErr>(None);
             }
             if st.conn_lost > 0 {
                 st.conn_lost += 1;
@@ -61,16 +52,7 @@ impl StreamTransport {
         let this = slf.get();
         {
             let st = this.lock();
-            if st.eof_requested {
-                return Err(PyRuntimeError::new_err(
-                    "Cannot call writelines() after write_eof()",
-                ));
-            }
-            if st.sendfile_active {
-                return Err(PyRuntimeError::new_err(
-                    "unable to write; sendfile is in progress",
-                ));
-            }
+            st.check_writable("writelines")?;
             if st.conn_lost > 0 || !st.queue.is_empty() {
                 drop(st);
                 for chunk in &chunks {
