@@ -14,7 +14,7 @@ from typing import Any
 
 from ._mioloop import StreamTransport
 
-__all__ = ["SendfileMethods", "check_sendfile_args", "regular_file_range", "send_file_range"]
+__all__ = ["SendfileMethods", "check_sendfile_args", "copy_file_range", "regular_file_range", "send_file_range"]
 
 #: The most one sendfile(2) call is asked to send.
 _NATIVE_BLOCK = 1 << 30
@@ -143,30 +143,46 @@ class SendfileMethods:
 
     async def _sendfile_fallback(self, transport: Any, file: Any, offset: int, count: int | None) -> int:
         check_sendfile_args(file, offset, count)
-        if offset:
-            file.seek(offset)
-        block = bytearray(min(count, _FALLBACK_BLOCK) if count else _FALLBACK_BLOCK)
-        view = memoryview(block)
-        total = 0
-        try:
-            while count is None or total < count:
-                want = len(view) if count is None else min(len(view), count - total)
-                got = await self.run_in_executor(None, file.readinto, view[:want])
-                if not got:
-                    break
-                if transport.is_closing():
-                    raise ConnectionError("Connection closed by peer")
-                transport.write(bytes(view[:got]))
-                total += got
-                high = transport.get_write_buffer_limits()[1]
-                if transport.get_write_buffer_size() > high:
-                    await _drained(transport)
-            if transport.get_write_buffer_size():
+
+        async def write(chunk: memoryview) -> None:
+            if transport.is_closing():
+                raise ConnectionError("Connection closed by peer")
+            transport.write(bytes(chunk))
+            if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
                 await _drained(transport)
-            return total
-        finally:
-            if total > 0:
-                file.seek(offset + total)
+
+        total = await copy_file_range(self.run_in_executor, file, offset, count, write)
+        if transport.get_write_buffer_size():
+            await _drained(transport)
+        return total
+
+
+async def copy_file_range(
+    run_in_executor: Callable[..., Awaitable[Any]],
+    file: Any,
+    offset: int,
+    count: int | None,
+    write: Callable[[memoryview], Awaitable[None]],
+) -> int:
+    """Reads the file from ``offset`` (``count`` bytes, or to its end) in a thread,
+    a block at a time, and hands each block to ``write``; returns the bytes copied
+    and leaves the file position after them."""
+    if offset:
+        file.seek(offset)
+    view = memoryview(bytearray(min(count, _FALLBACK_BLOCK) if count else _FALLBACK_BLOCK))
+    total = 0
+    try:
+        while count is None or total < count:
+            want = len(view) if count is None else min(len(view), count - total)
+            got = await run_in_executor(None, file.readinto, view[:want])
+            if not got:
+                break
+            await write(view[:got])
+            total += got
+    finally:
+        if total > 0:
+            file.seek(offset + total)
+    return total
 
 
 async def _drained(transport: Any) -> None:

@@ -16,14 +16,11 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ._sendfile import check_sendfile_args, regular_file_range, send_file_range
+from ._sendfile import check_sendfile_args, copy_file_range, regular_file_range, send_file_range
 
 _T = TypeVar("_T")
 
 __all__ = ["SocketMethods"]
-
-#: The largest block ``sock_sendfile`` reads at a time when it falls back to copying.
-_SENDFILE_FALLBACK_BLOCK = 256 * 1024
 
 
 def _check_socket(sock: socket.socket) -> None:
@@ -188,23 +185,10 @@ class SocketMethods:
         )
 
     async def _sock_sendfile_copying(self, sock: socket.socket, file: Any, offset: int, count: int | None) -> int:
-        if offset:
-            file.seek(offset)
-        total = 0
-        block = bytearray(min(count, _SENDFILE_FALLBACK_BLOCK) if count else _SENDFILE_FALLBACK_BLOCK)
-        view = memoryview(block)
-        try:
-            while count is None or total < count:
-                want = len(view) if count is None else min(len(view), count - total)
-                got = await self.run_in_executor(None, file.readinto, view[:want])
-                if not got:
-                    break
-                await self.sock_sendall(sock, view[:got])
-                total += got
-        finally:
-            if total > 0 and hasattr(file, "seek"):
-                file.seek(offset + total)
-        return total
+        async def write(chunk: memoryview) -> None:
+            await self.sock_sendall(sock, chunk)
+
+        return await copy_file_range(self.run_in_executor, file, offset, count, write)
 
     # Name resolution
 
