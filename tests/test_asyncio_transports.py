@@ -638,3 +638,56 @@ def test_bad_input_to_a_transport_raises_python_errors() -> None:
         loop.close()
     # A writelines that fails on its second item sends nothing: all are checked first.
     assert got == b"still works"
+
+
+def test_a_raising_get_buffer_is_reported_and_closes_the_transport(loop: asyncio.AbstractEventLoop) -> None:
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+
+    class BadBuffer(asyncio.BufferedProtocol):
+        def __init__(self) -> None:
+            self.lost = loop.create_future()
+
+        def get_buffer(self, sizehint: int) -> bytearray:
+            raise KeyError("no buffer")
+
+        def buffer_updated(self, nbytes: int) -> None:
+            raise AssertionError("never called")
+
+        def connection_lost(self, exc: BaseException | None) -> None:
+            self.lost.set_result(exc)
+
+    async def main() -> BaseException | None:
+        a, b = socket.socketpair()
+        transport, proto = await loop.connect_accepted_socket(BadBuffer, a)
+        b.send(b"data")
+        exc = await proto.lost
+        b.close()
+        return exc
+
+    exc = run(loop, main())
+    assert isinstance(exc, KeyError)
+    assert [e["message"] for e in errors] == ["Fatal error: protocol.get_buffer() call failed."]
+
+
+def test_a_raising_pause_writing_is_reported_and_the_transport_goes_on(loop: asyncio.AbstractEventLoop) -> None:
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+
+    class BadPause(Recorder):
+        def pause_writing(self) -> None:
+            raise ValueError("cannot pause")
+
+    async def main() -> bool:
+        a, b = socket.socketpair()
+        transport, proto = await loop.connect_accepted_socket(BadPause, a)
+        transport.set_write_buffer_limits(high=1024)
+        transport.write(b"w" * (4 << 20))
+        still_open = not transport.is_closing()
+        transport.abort()
+        await proto.lost
+        b.close()
+        return still_open
+
+    assert run(loop, main())
+    assert [e["message"] for e in errors] == ["protocol.pause_writing() failed"]
