@@ -305,3 +305,77 @@ def test_callbacks_from_another_thread_keep_their_order(loop: asyncio.AbstractEv
     loop.call_soon(order.append, "loop thread")
     run_briefly(loop)
     assert order == ["other thread", "loop thread"]
+
+
+# Asynchronous generators and the task factory
+
+
+def test_shutdown_asyncgens_finalizes_unfinished_generators(loop: asyncio.AbstractEventLoop) -> None:
+    finalized: list[str] = []
+
+    async def numbers():  # type: ignore[no-untyped-def]
+        try:
+            for i in range(10):
+                yield i
+                await asyncio.sleep(0)
+        finally:
+            finalized.append("finally ran")
+
+    kept = []
+
+    async def main() -> None:
+        agen = numbers()
+        kept.append(agen)  # still referenced: only shutdown_asyncgens can finish it
+        assert await agen.__anext__() == 0
+
+    loop.run_until_complete(main())
+    assert finalized == []
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    assert finalized == ["finally ran"]
+
+
+def test_a_generator_dropped_half_way_is_closed_on_the_loop(loop: asyncio.AbstractEventLoop) -> None:
+    finalized: list[bool] = []
+
+    async def ticker():  # type: ignore[no-untyped-def]
+        try:
+            while True:
+                yield asyncio.get_running_loop()
+                await asyncio.sleep(0)
+        finally:
+            finalized.append(asyncio.get_running_loop() is loop)
+
+    async def main() -> None:
+        async for _ in ticker():
+            break  # the generator is dropped unfinished
+        for _ in range(10):
+            await asyncio.sleep(0)
+
+    loop.run_until_complete(main())
+    assert finalized == [True]
+
+
+def test_the_task_factory_makes_every_task(loop: asyncio.AbstractEventLoop) -> None:
+    made: list[str] = []
+
+    def factory(loop_: asyncio.AbstractEventLoop, coro, **kwargs):  # type: ignore[no-untyped-def]
+        made.append(type(loop_).__name__)
+        return asyncio.Task(coro, loop=loop_, **kwargs)
+
+    assert loop.get_task_factory() is None
+    loop.set_task_factory(factory)
+    assert loop.get_task_factory() is factory
+
+    async def child() -> str:
+        return "done"
+
+    async def main() -> tuple[str, str]:
+        task = asyncio.get_running_loop().create_task(child(), name="named")
+        return await task, task.get_name()
+
+    assert loop.run_until_complete(main()) == ("done", "named")
+    assert len(made) == 2  # main's task and child's
+    loop.set_task_factory(None)
+    assert loop.get_task_factory() is None
+    with pytest.raises(TypeError):
+        loop.set_task_factory(42)  # type: ignore[arg-type]

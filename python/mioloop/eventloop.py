@@ -16,7 +16,9 @@ import logging
 import socket
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+import warnings
+import weakref
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
 from ._mioloop import LoopCore
@@ -56,6 +58,10 @@ class EventLoop(SocketMethods, NetworkMethods, SendfileMethods, SignalMethods, L
         self._default_executor: concurrent.futures.Executor | None = None
         self._sock_waiting = {}
         self._signal_handlers = {}
+        self._task_factory: Callable[..., Any] | None = None
+        #: Asynchronous generators first iterated on this loop and not finished.
+        self._asyncgens: weakref.WeakSet[AsyncGenerator[Any, Any]] = weakref.WeakSet()
+        self._asyncgens_shut_down = False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} running={self.is_running()} closed={self.is_closed()} debug={self.get_debug()}>"
@@ -67,11 +73,14 @@ class EventLoop(SocketMethods, NetworkMethods, SendfileMethods, SignalMethods, L
         if self.is_closed():
             raise RuntimeError("Event loop is closed")
         self._check_not_running()
+        hooks = sys.get_asyncgen_hooks()
+        sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter, finalizer=self._asyncgen_finalizer)
         asyncio.events._set_running_loop(self)
         try:
             self._run()
         finally:
             asyncio.events._set_running_loop(None)
+            sys.set_asyncgen_hooks(*hooks)
 
     def run_until_complete(self, future: Generator[Any, None, _T] | Awaitable[_T]) -> _T:
         """Runs until ``future`` (a future, task or coroutine) is done; returns its
@@ -123,8 +132,41 @@ class EventLoop(SocketMethods, NetworkMethods, SendfileMethods, SignalMethods, L
             executor.shutdown(wait=False)
         return fileobjs
 
+    # Asynchronous generators
+
+    def _asyncgen_firstiter(self, agen: AsyncGenerator[Any, Any]) -> None:
+        if self._asyncgens_shut_down:
+            warnings.warn(
+                f"asynchronous generator {agen!r} was scheduled after loop.shutdown_asyncgens() call",
+                ResourceWarning,
+                source=self,
+            )
+        self._asyncgens.add(agen)
+
+    def _asyncgen_finalizer(self, agen: AsyncGenerator[Any, Any]) -> None:
+        # Called by the garbage collector, maybe from another thread.
+        self._asyncgens.discard(agen)
+        if not self.is_closed():
+            self.call_soon_threadsafe(self.create_task, agen.aclose())
+
     async def shutdown_asyncgens(self) -> None:
-        """Nothing to do: this loop does not track asynchronous generators."""
+        """Closes every asynchronous generator this loop iterated that has not
+        finished (their ``finally`` blocks run); later ones are warned about."""
+        self._asyncgens_shut_down = True
+        agens = list(self._asyncgens)
+        self._asyncgens.clear()
+        if not agens:
+            return
+        results = await asyncio.gather(*(agen.aclose() for agen in agens), return_exceptions=True)
+        for agen, result in zip(agens, results):
+            if isinstance(result, Exception):
+                self.call_exception_handler(
+                    {
+                        "message": f"an error occurred during closing of asynchronous generator {agen!r}",
+                        "exception": result,
+                        "asyncgen": agen,
+                    }
+                )
 
     async def shutdown_default_executor(self, timeout: float | None = None) -> None:
         """Shuts the default executor down, waiting up to ``timeout`` seconds for its
@@ -163,14 +205,33 @@ class EventLoop(SocketMethods, NetworkMethods, SendfileMethods, SignalMethods, L
         name: str | None = None,
         context: contextvars.Context | None = None,
     ) -> asyncio.Task[_T]:
-        """Schedules a coroutine as an asyncio ``Task`` on this loop."""
+        """Schedules a coroutine as an asyncio ``Task`` on this loop (made by the
+        task factory, if one is set)."""
         if self.is_closed():
             raise RuntimeError("Event loop is closed")
+        if self._task_factory is not None:
+            task = (
+                self._task_factory(self, coro) if context is None else self._task_factory(self, coro, context=context)
+            )
+            if name is not None:
+                task.set_name(name)
+            return task  # type: ignore[no-any-return]
         if context is None:
             return asyncio.Task(coro, loop=self, name=name)
         if sys.version_info < (3, 11):
             return context.run(asyncio.Task, coro, loop=self, name=name)
         return asyncio.Task(coro, loop=self, name=name, context=context)
+
+    def set_task_factory(self, factory: Callable[..., Any] | None) -> None:
+        """Makes ``create_task`` call ``factory(loop, coro)`` (``context=`` too when
+        given); ``None`` restores the default."""
+        if factory is not None and not callable(factory):
+            raise TypeError("task factory must be a callable or None")
+        self._task_factory = factory
+
+    def get_task_factory(self) -> Callable[..., Any] | None:
+        """The task factory, or ``None``."""
+        return self._task_factory
 
     # Name resolution, in the default executor as asyncio does
 
