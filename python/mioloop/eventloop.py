@@ -139,6 +139,7 @@ class EventLoop(SocketMethods, NetworkMethods, SendfileMethods, SignalMethods, L
             warnings.warn(
                 f"asynchronous generator {agen!r} was scheduled after loop.shutdown_asyncgens() call",
                 ResourceWarning,
+                stacklevel=2,
                 source=self,
             )
         self._asyncgens.add(agen)
@@ -158,7 +159,7 @@ class EventLoop(SocketMethods, NetworkMethods, SendfileMethods, SignalMethods, L
         if not agens:
             return
         results = await asyncio.gather(*(agen.aclose() for agen in agens), return_exceptions=True)
-        for agen, result in zip(agens, results):
+        for agen, result in zip(agens, results, strict=True):
             if isinstance(result, Exception):
                 self.call_exception_handler(
                     {
