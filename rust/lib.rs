@@ -1,10 +1,12 @@
 //! mioloop's engine: a poll loop on [`mio`], a timer heap, a cross-thread inbox and
 //! an fd table, free of any Python dependency.
 //!
-//! The engine owns the steps of an iteration (see [`iteration`](crate::Reactor::begin)),
-//! so that a host — the Python bindings in `python/`, or the pure-Rust
-//! [`NativeLoop`] — runs each callback without holding a borrow of the engine,
-//! which lets callbacks schedule more work.
+//! The engine owns the steps of an iteration ([`Reactor::begin`], [`Poller::poll`],
+//! [`Reactor::end`], [`Reactor::resolve`]), so that a host — the Python bindings in
+//! `python/`, or the pure-Rust [`NativeLoop`] — keeps only its locking, GIL and
+//! signals, and runs each callback without holding a borrow of the engine, which
+//! lets callbacks schedule more work. [`WriteQueue`] and [`io`] are what the
+//! bindings' transports do on a socket.
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod clock;

@@ -691,3 +691,17 @@ def test_a_raising_pause_writing_is_reported_and_the_transport_goes_on(loop: asy
 
     assert run(loop, main())
     assert [e["message"] for e in errors] == ["protocol.pause_writing() failed"]
+
+
+def test_a_transports_fd_refuses_readers_and_writers(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> None:
+        a, b = socket.socketpair()
+        transport, proto = await loop.connect_accepted_socket(Recorder, a)
+        for add in (loop.add_reader, loop.add_writer):
+            with pytest.raises(RuntimeError, match="is used by"):
+                add(a.fileno(), print)
+        transport.close()
+        await proto.lost
+        b.close()
+
+    run(loop, main())

@@ -39,7 +39,6 @@ fn stale(err: &FdError) -> bool {
 /// Sets the watcher on `side` of `fd`; returns what it replaced, for the caller to
 /// drop outside the lock.
 fn set_watcher(
-    py: Python<'_>,
     reactor: &mut PyReactor,
     fd: RawFd,
     side: Side,
@@ -57,10 +56,11 @@ fn set_watcher(
                     "fd {fd} is registered with add_handler"
                 )))
             }
-            FdOwner::Transport(t) => {
+            FdOwner::Transport(_) => {
+                // No repr() here: it would take the transport's lock under the
+                // reactor's, the reverse of the transport's own order.
                 return Err(PyRuntimeError::new_err(format!(
-                    "File descriptor {fd} is used by transport {}",
-                    t.bind(py).repr()?
+                    "File descriptor {fd} is used by a transport"
                 )));
             }
         };
@@ -98,7 +98,7 @@ impl LoopCore {
         self.check_process()?;
         let raw = args::fileno(fd)?;
         let callback = Arc::new(PyCallback::asyncio(callback, args, None, method)?);
-        let replaced = set_watcher(fd.py(), &mut self.lock(), raw, side, callback);
+        let replaced = set_watcher(&mut self.lock(), raw, side, callback);
         drop(replaced?);
         Ok(())
     }
