@@ -22,8 +22,9 @@ impl IoEvents {
     pub const READ: IoEvents = IoEvents(0x001);
     /// The fd is writable.
     pub const WRITE: IoEvents = IoEvents(0x004);
-    /// An error condition on the fd; always reported, whatever the interest.
-    pub const ERROR: IoEvents = IoEvents(0x008);
+    /// An error condition or a hang-up on the fd (Tornado's `EPOLLERR | EPOLLHUP`);
+    /// always reported, whatever the interest.
+    pub const ERROR: IoEvents = IoEvents(0x018);
     /// The peer closed its writing side (`EPOLLRDHUP`): a read will reach the end of
     /// the stream. Reported with READ to edge-triggered owners only, which must not
     /// stop reading at a short read then; never part of a mask from outside.
@@ -31,7 +32,7 @@ impl IoEvents {
 
     /// The mask from its bits; unknown bits are dropped.
     pub fn from_bits_truncate(bits: u32) -> IoEvents {
-        IoEvents(bits & 0x00d)
+        IoEvents(bits & (Self::READ.0 | Self::WRITE.0 | Self::ERROR.0))
     }
 
     /// The mask's bits.

@@ -268,3 +268,24 @@ def test_asyncio_run_style_shutdown_of_the_default_executor() -> None:
         assert loop._default_executor is None  # shut down, and no new pool made for it
     finally:
         loop.close()
+
+
+def test_periodic_callback_keeps_its_schedule_after_keyboard_interrupt(io_loop: IOLoop) -> None:
+    """Tornado reschedules in a ``finally``: a KeyboardInterrupt leaves start() but
+    the callback keeps running on the next start()."""
+    calls: list[int] = []
+
+    def tick() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    pc = PeriodicCallback(tick, 5)
+    pc.start()
+    with pytest.raises(KeyboardInterrupt):
+        io_loop.start()
+    assert pc.is_running()
+    io_loop.call_later(0.1, io_loop.stop)
+    io_loop.start()
+    pc.stop()
+    assert len(calls) >= 3

@@ -96,8 +96,13 @@ def scenario_exception_in_callback(loop: Any) -> list[Any]:
     return seen
 
 
+def scenario_constants(loop: Any) -> list[Any]:
+    return [loop.NONE, loop.READ, loop.WRITE, loop.ERROR]
+
+
 @pytest.mark.parametrize(
-    "scenario", [scenario_order, scenario_level_triggered, scenario_run_sync, scenario_exception_in_callback]
+    "scenario",
+    [scenario_order, scenario_level_triggered, scenario_run_sync, scenario_exception_in_callback, scenario_constants],
 )
 def test_same_results_as_tornado(scenario: Callable[[Any], list[Any]], make_loop: Callable[[], Any]) -> None:
     result = scenario(make_loop())
@@ -112,5 +117,42 @@ def test_same_results_as_tornado(scenario: Callable[[Any], list[Any]], make_loop
         ],
         "scenario_run_sync": ["from thread", None, "plain value refused", "TimeoutError", "refused"],
         "scenario_exception_in_callback": ["next"],
+        "scenario_constants": [0, 0x001, 0x004, 0x018],
     }[scenario.__name__]
     assert result == expected
+
+
+@pytest.mark.parametrize("kind", ["tornado", "mioloop"])
+def test_close_all_fds_closes_objects_that_remove_their_own_handler(kind: str) -> None:
+    """IOStream-style objects call remove_handler from their close()."""
+    if kind == "tornado":
+        asyncio.set_event_loop(None)
+        loop: Any = tornado_ioloop.IOLoop(make_current=False)
+    else:
+        loop = mioloop.IOLoop(make_current=False)
+    a, b = socket.socketpair()
+
+    class Stream:
+        def fileno(self) -> int:
+            return a.fileno()
+
+        def close(self) -> None:
+            loop.remove_handler(self)
+            a.close()
+
+    loop.add_handler(Stream(), lambda fd, events: None, loop.READ)
+    loop.close(all_fds=True)
+    assert a.fileno() == -1  # closed
+    b.close()
+
+
+def test_a_fractional_deadline_is_a_deadline(make_loop: Callable[[], Any]) -> None:
+    import fractions
+
+    loop = make_loop()
+    fired: list[bool] = []
+    loop.add_timeout(fractions.Fraction(loop.time()) + fractions.Fraction(1, 100), fired.append, True)
+    loop.add_timeout(loop.time() + 0.5, loop.stop)
+    loop.call_later(0.05, loop.stop)
+    loop.start()
+    assert fired == [True]

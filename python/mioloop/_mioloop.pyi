@@ -3,7 +3,7 @@
 import contextvars
 import datetime
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar, Protocol, TypeAlias, final
+from typing import Any, ClassVar, Protocol, SupportsFloat, TypeAlias, final
 
 from typing_extensions import Self, TypeVarTuple, Unpack, disjoint_base
 
@@ -143,14 +143,14 @@ class LoopCore:
         """
     def add_timeout(
         self,
-        deadline: float | datetime.timedelta,
+        deadline: SupportsFloat | datetime.timedelta,
         callback: Callable[..., object],
         *args: Any,
         **kwargs: Any,
     ) -> TimerHandle:
         """Runs ``callback`` at the time ``deadline`` from the I/O loop.
 
-        ``deadline`` is a number on the loop's clock (``time()``) or a
+        ``deadline`` is a real number on the loop's clock (``time()``) or a
         ``datetime.timedelta`` relative to now. Returns a handle for ``remove_timeout``.
         """
     def _tornado_call_later(

@@ -328,18 +328,20 @@ class PeriodicCallback:
     def _run(self) -> None:
         if not self._running:
             return
+        awaiting = False
         try:
             result = self.callback()
+            if result is not None and inspect.isawaitable(result):
+                assert self.io_loop is not None
+                future = asyncio.ensure_future(result, loop=self.io_loop)
+                future.add_done_callback(self._awaited)
+                awaiting = True
         except Exception:
             _app_log.error("Exception in callback %r", self.callback, exc_info=True)
-            self._schedule_next()
-            return
-        if result is not None and inspect.isawaitable(result):
-            assert self.io_loop is not None
-            future = asyncio.ensure_future(result, loop=self.io_loop)
-            future.add_done_callback(self._awaited)
-        else:
-            self._schedule_next()
+        finally:
+            # Even a KeyboardInterrupt leaving start() keeps the schedule, as Tornado's.
+            if not awaiting:
+                self._schedule_next()
 
     def _awaited(self, future: asyncio.Future[Any]) -> None:
         exc = None if future.cancelled() else future.exception()

@@ -61,6 +61,12 @@ pub(crate) fn tornado_deadline(deadline: &Bound<'_, PyAny>) -> PyResult<Nanos> {
             .call_method0(intern!(py, "total_seconds"))?
             .extract()?;
         deadline_after(monotonic_now(), delay)
+    } else if deadline.is_instance(
+        &py.import(intern!(py, "numbers"))?
+            .getattr(intern!(py, "Real"))?,
+    )? {
+        // Any real number, as Tornado takes (a Fraction, a Decimal...).
+        deadline_at(deadline.extract()?)
     } else {
         return Err(PyTypeError::new_err(format!(
             "Unsupported deadline {}: expected a number or a datetime.timedelta",

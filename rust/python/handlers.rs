@@ -65,8 +65,13 @@ impl LoopCore {
             .map_err(errors::fd_error)
     }
 
-    /// Stops listening for events on `fd`. Unknown fds are ignored.
+    /// Stops listening for events on `fd`. Unknown fds are ignored, and so is any
+    /// fd once the loop is closed (an object closed by `close(all_fds=True)` may
+    /// remove its own handler).
     fn remove_handler(&self, fd: &Bound<'_, PyAny>) -> PyResult<()> {
+        if self.shared.is_closed() {
+            return Ok(());
+        }
         self.check_process()?;
         let raw = match split_fd(fd) {
             Ok((raw, _)) if raw >= 0 => Some(raw),
