@@ -2,7 +2,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::time::Duration;
@@ -107,43 +107,51 @@ fn invalid_fds_are_refused() {
         matches!(err, FdError::Os(ref e) if e.raw_os_error() == Some(libc::EPERM)),
         "{err:?}"
     );
-    let closed = {
-        let (a, _b) = pair();
-        a.as_raw_fd()
-    };
-    // (the pair is closed; the number may be reused by another test thread, so only
-    // assert that it does not panic)
-    let _ = ev.add_handler(closed, IoEvents::READ, |_, _, _| {});
+    // A number far above the ones in use (fds are allocated lowest first), checked
+    // to be closed: the kernel's EBADF comes back as the error.
+    let closed = (4000..5000)
+        // SAFETY: F_GETFD only queries the descriptor table.
+        .find(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1)
+        .expect("a closed fd number");
+    let err = ev
+        .add_handler(closed, IoEvents::READ, |_, _, _| {})
+        .unwrap_err();
+    assert!(
+        matches!(err, FdError::Os(ref e) if e.raw_os_error() == Some(libc::EBADF)),
+        "{err:?}"
+    );
+    assert!(!ev.remove_handler(closed));
     assert!(!ev.remove_handler(12345));
 }
 
 #[test]
 fn closed_fd_with_reused_number_does_not_reach_the_old_handler() {
     let mut ev = NativeLoop::new().unwrap();
-    let (a, b) = pair();
+    let (a, mut a_peer) = pair();
     let old_calls = Rc::new(Cell::new(0));
     let o = old_calls.clone();
-    let fd = a.as_raw_fd();
+    let fd = a.into_raw_fd();
     ev.add_handler(fd, IoEvents::READ, move |_, _, _| o.set(o.get() + 1))
         .unwrap();
-    // Close without removing, then make a new socket take the same number.
-    drop(a);
-    drop(b);
+    // Without remove_handler, the number now names another socket: dup2 closes the
+    // old one and reuses the number in one step, so no other thread can take it.
     let (c, mut d) = pair();
-    let c_fd = c.as_raw_fd();
+    // SAFETY: `fd` is ours (taken from `a`) and `c` is open; dup2 replaces `fd`.
+    assert_eq!(unsafe { libc::dup2(c.as_raw_fd(), fd) }, fd);
+    // SAFETY: `fd` now names a socket nothing else owns.
+    let reused = RefCell::new(unsafe { UnixStream::from_raw_fd(fd) });
     let new_calls = Rc::new(Cell::new(0));
-    if c_fd == fd {
-        let n = new_calls.clone();
-        let reader = RefCell::new(c);
-        ev.add_handler(fd, IoEvents::READ, move |_, _, _| {
-            let _ = reader.borrow_mut().read(&mut [0u8; 8]);
-            n.set(n.get() + 1);
-        })
-        .unwrap();
-        d.write_all(b"new").unwrap();
-        run_until(&mut ev, || new_calls.get() > 0);
-        assert_eq!(old_calls.get(), 0);
-    }
+    let n = new_calls.clone();
+    ev.add_handler(fd, IoEvents::READ, move |_, _, _| {
+        let _ = reused.borrow_mut().read(&mut [0u8; 8]);
+        n.set(n.get() + 1);
+    })
+    .unwrap();
+    a_peer.write_all(b"old").unwrap_or(()); // the old socket is gone: nobody reads it
+    d.write_all(b"new").unwrap();
+    run_until(&mut ev, || new_calls.get() > 0);
+    assert_eq!(old_calls.get(), 0);
+    drop(c);
 }
 
 #[test]
