@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,17 @@ def native_bin() -> Path:
     return NATIVE / "target" / "release"
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+#: The first test that needs the native tools builds them (a fat-LTO build can take
+#: minutes on 2 cores): only the test itself is timed, not that fixture.
+needs_native = pytest.mark.timeout(60, func_only=True)
+
+
 def serve_and_load(server: list[str], native_bin: Path, port: int, extra: list[str]) -> dict:
     proc = subprocess.Popen(server, stdout=subprocess.PIPE, text=True)
     try:
@@ -72,9 +84,10 @@ def serve_and_load(server: list[str], native_bin: Path, port: int, extra: list[s
         proc.communicate()
 
 
+@needs_native
 @pytest.mark.parametrize("size", ["100", "102400"])
 def test_loadgen_drives_the_mioloop_echo_server(native_bin: Path, size: str) -> None:
-    port = 25300 + len(size)
+    port = free_port()
     server = [sys.executable, str(BENCHES / "servers" / "echo_server.py"), "mioloop", str(port)]
     result = serve_and_load(server, native_bin, port, ["--size", size])
     assert result["requests"] > 0
@@ -82,13 +95,16 @@ def test_loadgen_drives_the_mioloop_echo_server(native_bin: Path, size: str) -> 
     assert result["server_cpu_s"] is not None
 
 
+@needs_native
 def test_native_echo_and_micro_run(native_bin: Path) -> None:
-    result = serve_and_load([str(native_bin / "native-echo"), "25310"], native_bin, 25310, ["--size", "1024"])
+    port = free_port()
+    result = serve_and_load([str(native_bin / "native-echo"), str(port)], native_bin, port, ["--size", "1024"])
     assert result["requests"] > 0
     micro = run_json([str(native_bin / "native-micro"), "timers_cancelled", "--n", "1000"])
     assert micro["loop"] == "rust-native" and micro["rate"] > 0
 
 
+@needs_native
 def test_loadgen_refuses_bad_arguments(native_bin: Path) -> None:
     proc = subprocess.run([str(native_bin / "loadgen"), "--size", "0"], capture_output=True, text=True)
     assert proc.returncode == 2

@@ -181,6 +181,8 @@ def test_periodic_callback_error_is_logged_and_it_keeps_running(io_loop: IOLoop,
     run_for(io_loop, 0.055)
     pc.stop()
     assert len(calls) >= 3
+    # One error logged per call, each with the callback's own exception.
+    assert len(app_log.records) == len(calls)
     assert all(r.exc_info and r.exc_info[0] is RuntimeError for r in app_log.records)
 
 

@@ -115,10 +115,14 @@ def test_child_after_fork_gets_a_clear_error_and_the_parent_keeps_working(io_loo
                         io_loop.start()
                     except RuntimeError:
                         code = 0
-            io_loop.close()  # must not touch the parent's poll
-            fresh = IOLoop(make_current=False)
-            fresh.add_callback(fresh.stop)
-            fresh.start()
+            if code == 0:
+                code = 2  # until the child's close and fresh loop have worked
+                io_loop.close()  # must not touch the parent's poll
+                fresh = IOLoop(make_current=False)
+                fresh.add_callback(fresh.stop)
+                fresh.start()
+                fresh.close()
+                code = 0
         finally:
             os.write(w, bytes([code]))
             os._exit(code)

@@ -203,11 +203,18 @@ def test_previous_wakeup_fd_is_restored_when_the_loop_stops(io_loop: IOLoop) -> 
     previous = signal.set_wakeup_fd(a.fileno())
     try:
         seen_inside = []
-        io_loop.add_callback(lambda: seen_inside.append(signal.set_wakeup_fd(a.fileno())))
+
+        def peek() -> None:
+            # Read the wake-up fd without changing it.
+            current = signal.set_wakeup_fd(-1)
+            signal.set_wakeup_fd(current, warn_on_full_buffer=False)
+            seen_inside.append(current)
+
+        io_loop.add_callback(peek)
         io_loop.add_callback(io_loop.stop)
         io_loop.start()
-        # Inside, the loop's own fd was installed (set_wakeup_fd returned it).
-        assert seen_inside and seen_inside[0] != a.fileno()
+        # Inside, the loop's own fd was installed; after, ours is back.
+        assert seen_inside and seen_inside[0] not in (-1, a.fileno())
         assert signal.set_wakeup_fd(-1) == a.fileno()
     finally:
         signal.set_wakeup_fd(previous)
@@ -216,25 +223,34 @@ def test_previous_wakeup_fd_is_restored_when_the_loop_stops(io_loop: IOLoop) -> 
 
 
 def test_add_callback_racing_close_from_another_thread_is_dropped() -> None:
-    for _ in range(50):
+    """Another thread adds callbacks while the loop runs, stops and is closed: the
+    ones that arrive after close() are dropped silently."""
+    for _ in range(20):
         loop = IOLoop(make_current=False)
-        go = threading.Event()
-        errors = []
+        done = threading.Event()
+        errors: list[BaseException] = []
+        added = [0]
 
-        def spam(loop: IOLoop = loop, go: threading.Event = go, errors: list = errors) -> None:
-            go.wait()
+        def spam(loop: IOLoop = loop, done: threading.Event = done, errors: list = errors, added: list = added) -> None:
             try:
-                for _ in range(2000):
+                while not done.is_set():
                     loop.add_callback(lambda: None)
+                    added[0] += 1
             except BaseException as e:  # pragma: no cover - the failure being tested
                 errors.append(e)
 
         thread = threading.Thread(target=spam)
         thread.start()
-        go.set()
-        loop.close()
+        loop.call_later(0.005, loop.stop)
+        loop.start()
+        loop.close()  # while the other thread is still adding
+        before = added[0]
+        while added[0] < before + 100 and thread.is_alive():
+            time.sleep(0.0005)  # it goes on adding to the closed loop
+        done.set()
         thread.join()
         assert errors == []
+        assert added[0] >= before + 100
 
 
 @pytest.mark.parametrize("threads", [4])
