@@ -291,3 +291,20 @@ def test_periodic_callback_keeps_its_schedule_after_keyboard_interrupt(io_loop: 
     io_loop.start()
     pc.stop()
     assert len(calls) >= 3
+
+
+def test_periodic_callback_jitter_varies_each_interval(io_loop: IOLoop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With jitter=0.5 each interval is callback_time * (1 + 0.5 * (random() - 0.5))."""
+    from mioloop import ioloop as ioloop_module
+
+    draws = iter([0.0, 1.0, 0.5, 0.25])
+    monkeypatch.setattr(ioloop_module.random, "random", lambda: next(draws))
+    pc = PeriodicCallback(lambda: None, 100, jitter=0.5)
+    pc.start()
+    whens = [pc._timeout.when()]  # type: ignore[union-attr]
+    for _ in range(3):
+        pc._run()  # as the loop runs it at its deadline
+        whens.append(pc._timeout.when())  # type: ignore[union-attr]
+    pc.stop()
+    gaps = [b - a for a, b in itertools.pairwise(whens)]
+    assert gaps == pytest.approx([0.125, 0.100, 0.0875], abs=1e-6)
