@@ -13,6 +13,7 @@ use mio::unix::SourceFd;
 use mio::{Registry, Token};
 
 use crate::events::IoEvents;
+use crate::fd_slots::FdSlots;
 
 /// Generations stay below 2^31, so a token's top bit is never set (see `token.rs`).
 const GENERATION_MASK: u64 = 0x7fff_ffff;
@@ -91,9 +92,8 @@ pub struct FdEntry<H> {
 /// ```
 #[derive(Debug)]
 pub struct FdTable<H> {
-    entries: Vec<Option<FdEntry<H>>>,
+    entries: FdSlots<FdEntry<H>>,
     generation: u64,
-    len: usize,
     /// Registrations that may owe a re-arm, with the poll count when their handler
     /// ran. Entries whose debt was settled are skipped lazily.
     owing: Vec<(Token, u64)>,
@@ -114,21 +114,20 @@ impl<H> FdTable<H> {
     /// An empty table.
     pub fn new() -> Self {
         FdTable {
-            entries: Vec::new(),
+            entries: FdSlots::default(),
             generation: 0,
-            len: 0,
             owing: Vec::new(),
         }
     }
 
     /// How many fds are registered.
     pub fn len(&self) -> usize {
-        self.len
+        self.entries.len()
     }
 
     /// Whether no fd is registered.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.entries.len() == 0
     }
 
     fn next_token(&mut self, fd: RawFd) -> Token {
@@ -138,22 +137,20 @@ impl<H> FdTable<H> {
 
     /// The entry of `fd`.
     pub fn get(&self, fd: RawFd) -> Option<&FdEntry<H>> {
-        usize::try_from(fd)
-            .ok()
-            .and_then(|i| self.entries.get(i)?.as_ref())
+        usize::try_from(fd).ok().and_then(|i| self.entries.get(i))
     }
 
     /// The entry of `fd`, to change its handler in place.
     pub fn get_mut(&mut self, fd: RawFd) -> Option<&mut FdEntry<H>> {
         usize::try_from(fd)
             .ok()
-            .and_then(|i| self.entries.get_mut(i)?.as_mut())
+            .and_then(|i| self.entries.get_mut(i))
     }
 
     /// The fd and entry of a live registration's token; `None` for a stale token.
     pub fn by_token(&self, token: Token) -> Option<(RawFd, &FdEntry<H>)> {
         let fd = token_fd(token)?;
-        let entry = self.entries.get(fd)?.as_ref()?;
+        let entry = self.entries.get(fd)?;
         (entry.token == token).then_some((fd as RawFd, entry))
     }
 
@@ -199,9 +196,6 @@ impl<H> FdTable<H> {
                 false
             }
         };
-        if index >= self.entries.len() {
-            self.entries.resize_with(index + 1, || None);
-        }
         let entry = FdEntry {
             token,
             interest: events,
@@ -210,10 +204,7 @@ impl<H> FdTable<H> {
             in_poll,
             owes_rearm_since: None,
         };
-        let old = self.entries[index].replace(entry);
-        if old.is_none() {
-            self.len += 1;
-        }
+        let old = self.entries.insert(index, entry);
         Ok(old.map(|e| e.handler))
     }
 
@@ -226,7 +217,7 @@ impl<H> FdTable<H> {
     ) -> Result<(), FdError> {
         let entry = usize::try_from(fd)
             .ok()
-            .and_then(|i| self.entries.get_mut(i)?.as_mut())
+            .and_then(|i| self.entries.get_mut(i))
             .ok_or(FdError::NotRegistered(fd))?;
         let source = &mut SourceFd(&fd);
         match (events.interest(), entry.in_poll) {
@@ -247,8 +238,7 @@ impl<H> FdTable<H> {
     pub fn remove(&mut self, registry: &Registry, fd: RawFd) -> Option<H> {
         let entry = usize::try_from(fd)
             .ok()
-            .and_then(|i| self.entries.get_mut(i)?.take())?;
-        self.len -= 1;
+            .and_then(|i| self.entries.remove(i))?;
         if entry.in_poll {
             // EBADF (closed) or ENOENT (number reused by an unregistered file) both
             // mean the kernel holds nothing of ours for this fd number.
@@ -287,10 +277,7 @@ impl<H> FdTable<H> {
 
     fn entry_mut(&mut self, token: Token) -> Option<&mut FdEntry<H>> {
         let fd = token_fd(token)?;
-        self.entries
-            .get_mut(fd)?
-            .as_mut()
-            .filter(|e| e.token == token)
+        self.entries.get_mut(fd).filter(|e| e.token == token)
     }
 
     /// Re-arms the registrations that owe it and whose handler ran before poll
@@ -303,13 +290,11 @@ impl<H> FdTable<H> {
             let Some(fd) = token_fd(token) else {
                 return false;
             };
-            let Some(slot) = self.entries.get_mut(fd) else {
-                return false;
-            };
             // Only the debt this item recorded: a settled one may have been followed
             // by a newer debt of the same registration, with its own item.
-            let Some(entry) = slot
-                .as_mut()
+            let Some(entry) = self
+                .entries
+                .get_mut(fd)
                 .filter(|e| e.token == token && e.owes_rearm_since == Some(since))
             else {
                 return false;
@@ -326,8 +311,7 @@ impl<H> FdTable<H> {
                 .is_err()
             {
                 // EBADF or ENOENT: the fd was closed (and maybe its number reused).
-                self.len -= 1;
-                dropped.extend(slot.take().map(|e| e.handler));
+                dropped.extend(self.entries.remove(fd).map(|e| e.handler));
             }
             false
         });
@@ -338,16 +322,14 @@ impl<H> FdTable<H> {
     /// Removes every entry (deregistering them), returning fds and handlers.
     pub fn drain(&mut self, registry: &Registry) -> Vec<(RawFd, H)> {
         self.owing.clear();
-        let mut out = Vec::with_capacity(self.len);
-        for (fd, slot) in self.entries.iter_mut().enumerate() {
-            if let Some(entry) = slot.take() {
-                if entry.in_poll {
-                    let _ = registry.deregister(&mut SourceFd(&(fd as RawFd)));
-                }
-                out.push((fd as RawFd, entry.handler));
+        let taken = self.entries.take_all();
+        let mut out = Vec::with_capacity(taken.len());
+        for (fd, entry) in taken {
+            if entry.in_poll {
+                let _ = registry.deregister(&mut SourceFd(&(fd as RawFd)));
             }
+            out.push((fd as RawFd, entry.handler));
         }
-        self.len = 0;
         out
     }
 
@@ -355,26 +337,23 @@ impl<H> FdTable<H> {
     pub fn find(&self, mut pred: impl FnMut(&H) -> bool) -> Option<RawFd> {
         self.entries
             .iter()
-            .position(|e| e.as_ref().is_some_and(|e| pred(&e.handler)))
-            .map(|fd| fd as RawFd)
+            .find(|(_, e)| pred(&e.handler))
+            .map(|(fd, _)| fd as RawFd)
     }
 
     /// Removes every entry without touching the poll (after `fork()`, the poll is
     /// the parent's), returning fds and handlers.
     pub fn forget(&mut self) -> Vec<(RawFd, H)> {
-        self.len = 0;
         self.owing.clear();
-        let out = self
-            .entries
-            .iter_mut()
-            .enumerate()
-            .filter_map(|(fd, slot)| slot.take().map(|e| (fd as RawFd, e.handler)))
-            .collect();
-        out
+        self.entries
+            .take_all()
+            .into_iter()
+            .map(|(fd, e)| (fd as RawFd, e.handler))
+            .collect()
     }
 
     /// Visits every handler (for a garbage collector's traversal).
     pub fn for_each_handler(&self, mut f: impl FnMut(&H)) {
-        self.entries.iter().flatten().for_each(|e| f(&e.handler));
+        self.entries.iter().for_each(|(_, e)| f(&e.handler));
     }
 }

@@ -12,6 +12,7 @@
 mod clock;
 mod events;
 mod fd_io;
+mod fd_slots;
 mod fd_table;
 mod inbox;
 mod iteration;

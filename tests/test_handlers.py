@@ -335,3 +335,29 @@ def test_undrained_fd_is_called_again_while_other_fds_keep_the_loop_busy(io_loop
             io_loop.remove_handler(fd)
         c.close()
         d.close()
+
+
+def test_a_very_high_fd_number_works(io_loop: IOLoop) -> None:
+    """fd numbers far beyond 1024 (up to RLIMIT_NOFILE) register and deliver events;
+    the fd table keeps them in a map, not in a slot per number below them."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(hard, 1 << 20) - 1
+    if target < 4096:
+        pytest.skip(f"RLIMIT_NOFILE hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target + 1, hard))
+    a, b = socket.socketpair()
+    high = os.dup2(a.fileno(), target)
+    try:
+        got = []
+        io_loop.add_handler(high, lambda fd, ev: got.append(os.read(fd, 10)), IOLoop.READ)
+        b.send(b"high")
+        run_until(io_loop, lambda: bool(got))
+        assert got == [b"high"]
+        assert io_loop._stats()["handlers"] == 1
+        io_loop.remove_handler(high)
+        assert io_loop._stats()["handlers"] == 0
+    finally:
+        os.close(high)
+        a.close()
+        b.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
