@@ -47,8 +47,19 @@ pub fn monotonic_now() -> Nanos {
     (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Seconds (as Python's `time.monotonic()` reports them) of a monotonic time.
+/// Seconds (as Python's `time.monotonic()` reports them) of a monotonic time;
+/// [`NEVER`] is infinity.
+///
+/// # Examples
+/// ```
+/// use mioloop::{nanos_to_secs, NEVER};
+/// assert_eq!(nanos_to_secs(1_500_000_000), 1.5);
+/// assert_eq!(nanos_to_secs(NEVER), f64::INFINITY);
+/// ```
 pub fn nanos_to_secs(nanos: Nanos) -> f64 {
+    if nanos == NEVER {
+        return f64::INFINITY;
+    }
     nanos as f64 / 1e9
 }
 

@@ -201,3 +201,37 @@ def test_closed_loop_refuses_timeouts_and_handlers(io_loop: IOLoop) -> None:
         io_loop.add_timeout(io_loop.time(), lambda: None)
     with pytest.raises(RuntimeError, match="closed"):
         io_loop.add_handler(0, lambda fd, ev: None, IOLoop.READ)
+
+
+def test_a_callback_whose_repr_raises_is_reported_and_the_batch_goes_on(io_loop: IOLoop, app_log: LogCapture) -> None:
+    class BadRepr:
+        def __repr__(self) -> str:
+            raise ValueError("no repr")
+
+        def __call__(self) -> None:
+            raise RuntimeError("the real error")
+
+    ran = []
+    io_loop.add_callback(BadRepr())
+    io_loop.add_callback(ran.append, "next")
+    io_loop.add_callback(io_loop.stop)
+    io_loop.start()
+    assert ran == ["next"]
+    [record] = app_log.records
+    assert record.exc_info and record.exc_info[0] is RuntimeError
+    assert "its __repr__ raised" in record.getMessage()
+
+
+def test_a_cancelled_error_from_a_callback_is_ignored_as_tornado_does(io_loop: IOLoop, app_log: LogCapture) -> None:
+    import asyncio
+
+    def cancelled() -> None:
+        raise asyncio.CancelledError
+
+    ran = []
+    io_loop.add_callback(cancelled)
+    io_loop.add_callback(ran.append, "next")
+    io_loop.add_callback(io_loop.stop)
+    io_loop.start()
+    assert ran == ["next"]
+    assert app_log.records == []

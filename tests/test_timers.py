@@ -185,3 +185,9 @@ def test_asyncio_timer_handle_cancel(io_loop: IOLoop) -> None:
     assert handle.when() > 0
     run_for(io_loop, 0.03)
     assert fired == []
+
+
+def test_a_timer_that_never_fires_reports_an_infinite_deadline(io_loop: IOLoop) -> None:
+    for handle in (io_loop.call_later(math.inf, print), io_loop.add_timeout(2.0**70, print)):
+        assert handle.when() == math.inf
+        io_loop.remove_timeout(handle)

@@ -15,6 +15,13 @@ pub(crate) enum Failure {
     Report(PyErr),
 }
 
+/// Whether `err` is `asyncio.CancelledError`.
+pub(crate) fn is_cancelled_error(py: Python<'_>, err: &PyErr) -> bool {
+    py.import(intern!(py, "asyncio"))
+        .and_then(|asyncio| asyncio.getattr(intern!(py, "CancelledError")))
+        .is_ok_and(|cancelled| err.get_type(py).is_subclass(&cancelled).unwrap_or(false))
+}
+
 /// Sorts a callback's error: exits propagate, the rest are reported.
 pub(crate) fn classify(py: Python<'_>, err: PyErr) -> Failure {
     if err.is_instance_of::<PyKeyboardInterrupt>(py) || err.is_instance_of::<PySystemExit>(py) {
@@ -36,11 +43,27 @@ pub(crate) fn fail(
         Failure::Exit(err) => Err(err),
         Failure::Report(err) => {
             let context = PyDict::new(py);
-            let message = format!("Exception in callback {}", culprit.repr()?);
+            let message = format!("Exception in callback {}", describe(culprit));
             context.set_item(intern!(py, "message"), message)?;
             context.set_item(intern!(py, "exception"), err.value(py))?;
             context.set_item(intern!(py, "callback"), culprit)?;
             call_exception_handler(event_loop, context)
+        }
+    }
+}
+
+/// `repr(obj)`, or a plain description when its `__repr__` raises: reporting one
+/// error must not raise another and lose the first.
+fn describe(obj: &Bound<'_, PyAny>) -> String {
+    match obj.repr() {
+        Ok(repr) => repr.to_string(),
+        Err(_) => {
+            let type_name = obj
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default();
+            format!("<{type_name} object (its __repr__ raised)>")
         }
     }
 }

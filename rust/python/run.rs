@@ -115,6 +115,8 @@ impl LoopCore {
         match callback.call(py) {
             Ok(result) if callback.tornado => report::after_tornado_call(slf.as_any(), &result),
             Ok(_) => Ok(()),
+            // Tornado ignores a callback's CancelledError (asyncio reports it).
+            Err(err) if callback.tornado && report::is_cancelled_error(py, &err) => Ok(()),
             Err(err) => report::fail(slf.as_any(), err, callback.func.bind(py)),
         }
     }
