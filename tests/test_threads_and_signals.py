@@ -278,3 +278,22 @@ def test_many_threads_adding_callbacks_lose_none(io_loop: IOLoop, threads: int) 
     for w in workers:
         w.join()
     assert len(got) == threads * per_thread
+
+
+def test_a_previous_wakeup_fd_closed_meanwhile_is_not_restored(io_loop: IOLoop) -> None:
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    previous = signal.set_wakeup_fd(w)
+    try:
+
+        def close_it() -> None:
+            os.close(w)  # the user closes the fd the loop would give back
+            io_loop.stop()
+
+        io_loop.add_callback(close_it)
+        io_loop.start()  # a clean stop: no EBADF from restoring a closed fd
+        # Python is left with no wake-up fd, not with the loop's socket.
+        assert signal.set_wakeup_fd(-1) == -1
+    finally:
+        signal.set_wakeup_fd(previous)
+        os.close(r)

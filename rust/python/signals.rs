@@ -84,7 +84,12 @@ impl SignalWakeup {
             shares.previous.take()
         };
         if let Some(previous) = previous {
-            set_wakeup_fd(py)?.call1((previous,))?;
+            if set_wakeup_fd(py)?.call1((previous,)).is_err() {
+                // The previous fd was closed meanwhile: nothing to give it back to.
+                // Python must not keep writing to this loop's socket (which may be
+                // freed and its number reused), so it gets no wake-up fd.
+                set_wakeup_fd(py)?.call1((-1,))?;
+            }
         }
         Ok(())
     }
