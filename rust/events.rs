@@ -22,7 +22,7 @@ impl IoEvents {
     pub const READ: IoEvents = IoEvents(0x001);
     /// The fd is writable.
     pub const WRITE: IoEvents = IoEvents(0x004);
-    /// An error condition or a hang-up on the fd (Tornado's `EPOLLERR | EPOLLHUP`);
+    /// An error condition on the fd, with Tornado's value (`EPOLLERR | EPOLLHUP`);
     /// always reported, whatever the interest.
     pub const ERROR: IoEvents = IoEvents(0x018);
     /// The peer closed its writing side (`EPOLLRDHUP`): a read will reach the end of
@@ -43,6 +43,11 @@ impl IoEvents {
     /// Whether every event of `other` is in `self`.
     pub fn contains(self, other: IoEvents) -> bool {
         self.0 & other.0 == other.0
+    }
+
+    /// Whether `self` and `other` have an event in common.
+    pub fn intersects(self, other: IoEvents) -> bool {
+        self.0 & other.0 != 0
     }
 
     /// Whether the mask is empty.

@@ -105,6 +105,15 @@ impl<H> Default for FdTable<H> {
     }
 }
 
+/// Records that `entry`'s handler ran at poll `poll_count`, unless a debt is
+/// already pending (or the fd is not in the poll at all).
+fn owe_rearm<H>(owing: &mut Vec<(Token, u64)>, entry: &mut FdEntry<H>, poll_count: u64) {
+    if entry.in_poll && entry.owes_rearm_since.is_none() {
+        entry.owes_rearm_since = Some(poll_count);
+        owing.push((entry.token, poll_count));
+    }
+}
+
 fn token_fd(token: Token) -> Option<usize> {
     // The low 32 bits hold the fd.
     Some(token.0 & 0xffff_ffff)
@@ -254,13 +263,39 @@ impl<H> FdTable<H> {
     /// [`rearm_owed`](Self::rearm_owed) pays the rest. An edge-triggered handler
     /// that stopped before `WouldBlock` asks for the same.
     pub fn dispatched(&mut self, token: Token, poll_count: u64) {
-        if let Some(entry) = self
-            .entry_mut(token)
-            .filter(|e| e.in_poll && e.owes_rearm_since.is_none())
-        {
-            entry.owes_rearm_since = Some(poll_count);
-            self.owing.push((token, poll_count));
+        let Some(fd) = token_fd(token) else {
+            return;
+        };
+        if let Some(entry) = self.entries.get_mut(fd).filter(|e| e.token == token) {
+            owe_rearm(&mut self.owing, entry, poll_count);
         }
+    }
+
+    /// What an event for `token` delivers: the fd, its entry and the events masked
+    /// with the interest (ERROR always; READ_CLOSED to an edge-triggered reader,
+    /// which must not stop at a short read then). `None` for a stale token or no
+    /// wanted event. A level-triggered registration owes a re-arm from here on (see
+    /// [`dispatched`](Self::dispatched)): its handler is about to run.
+    pub fn deliver(
+        &mut self,
+        token: Token,
+        events: IoEvents,
+        poll_count: u64,
+    ) -> Option<(RawFd, &FdEntry<H>, IoEvents)> {
+        let fd = token_fd(token)?;
+        let entry = self.entries.get_mut(fd).filter(|e| e.token == token)?;
+        let mut deliver = events & (entry.interest | IoEvents::ERROR);
+        if deliver.is_empty() {
+            return None;
+        }
+        match entry.trigger {
+            Trigger::Level => owe_rearm(&mut self.owing, entry, poll_count),
+            Trigger::Edge if deliver.contains(IoEvents::READ) => {
+                deliver |= events & IoEvents::READ_CLOSED;
+            }
+            Trigger::Edge => {}
+        }
+        Some((fd as RawFd, entry, deliver))
     }
 
     /// Notes an event for a registration: the poll reported it, so it owes nothing.

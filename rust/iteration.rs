@@ -23,7 +23,6 @@ use mio::{Events, Token};
 
 use crate::clock::{Nanos, NEVER};
 use crate::events::IoEvents;
-use crate::fd_table::Trigger;
 use crate::inbox::Inbox;
 use crate::reactor::{Reactor, Ready};
 use crate::token::{TOKEN_SIGNAL, TOKEN_WAKER};
@@ -195,23 +194,12 @@ impl<C, H> Reactor<C, H> {
             Ready::Call(callback) => Some(Work::Call(callback)),
             Ready::Timer(key) => self.timers.take(key).map(Work::Call),
             Ready::Io { token, events } => {
-                let (_, entry) = self.fds.by_token(token)?;
-                let mut deliver = events & (entry.interest | IoEvents::ERROR);
-                if deliver.is_empty() {
-                    return None;
-                }
-                if entry.trigger == Trigger::Edge && deliver.contains(IoEvents::READ) {
-                    deliver |= events & IoEvents::READ_CLOSED;
-                }
-                if entry.trigger == Trigger::Level {
-                    self.fds.dispatched(token, self.polls);
-                }
-                let (fd, entry) = self.fds.by_token(token)?;
+                let (fd, entry, events) = self.fds.deliver(token, events, self.polls)?;
                 Some(Work::Io {
                     token,
                     fd,
                     handler: &entry.handler,
-                    events: deliver,
+                    events,
                 })
             }
         }

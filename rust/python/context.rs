@@ -15,6 +15,12 @@ pub(crate) fn capture(py: Python<'_>) -> PyResult<Py<PyAny>> {
     unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent()) }.map(Bound::unbind)
 }
 
+/// Whether `obj` is a `contextvars.Context`.
+pub(crate) fn is_context(obj: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: `obj` is a live object and the GIL is held.
+    unsafe { ffi::PyContext_CheckExact(obj.as_ptr()) != 0 }
+}
+
 /// `context` if given and not `None` (it must be a `contextvars.Context`), else a
 /// copy of the current one.
 pub(crate) fn given_or_current(
@@ -24,8 +30,7 @@ pub(crate) fn given_or_current(
     match context.filter(|c| !c.is_none()) {
         None => capture(py),
         Some(context) => {
-            // SAFETY: `context` is a live object and the GIL is held.
-            if unsafe { ffi::PyContext_CheckExact(context.as_ptr()) } == 0 {
+            if !is_context(context) {
                 return Err(PyTypeError::new_err(format!(
                     "context must be a contextvars.Context, got {}",
                     context.get_type().name()?

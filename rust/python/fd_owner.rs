@@ -76,7 +76,7 @@ impl FdOwner {
                 context: h.context.clone_ref(py),
             },
             FdOwner::Watchers(w) => {
-                let wants = |mask: IoEvents| !(events & (mask | IoEvents::ERROR)).is_empty();
+                let wants = |mask: IoEvents| events.intersects(mask | IoEvents::ERROR);
                 FdJob::Watchers {
                     reader: w.reader.clone().filter(|_| wants(IoEvents::READ)),
                     writer: w.writer.clone().filter(|_| wants(IoEvents::WRITE)),

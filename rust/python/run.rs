@@ -28,6 +28,12 @@ impl Blocking for ReleaseGil<'_> {
     }
 }
 
+/// A ready item taken out of the reactor, to run without holding it.
+enum Job {
+    Call(PyCallback),
+    Fd(mio::Token, FdJob, IoEvents),
+}
+
 fn same(callback: PyCallback) -> PyCallback {
     callback
 }
@@ -90,18 +96,18 @@ impl LoopCore {
                 };
                 match reactor.resolve(item) {
                     None => continue,
-                    Some(Work::Call(callback)) => Err(callback),
+                    Some(Work::Call(callback)) => Job::Call(callback),
                     Some(Work::Io {
                         token,
                         handler,
                         events,
                         ..
-                    }) => Ok((token, handler.job(py, events), events)),
+                    }) => Job::Fd(token, handler.job(py, events), events),
                 }
             };
             match job {
-                Err(callback) => self.run_callback(slf, &callback)?,
-                Ok((token, job, events)) => self.run_fd_job(slf, token, job, events)?,
+                Job::Call(callback) => self.run_callback(slf, &callback)?,
+                Job::Fd(token, job, events) => self.run_fd_job(slf, token, job, events)?,
             }
         }
         Ok(())

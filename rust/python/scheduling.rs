@@ -11,6 +11,7 @@ use pyo3::types::{PyDict, PyTuple};
 
 use super::args;
 use super::callback::{untracked, Handle, PyCallback};
+use super::context;
 use super::core::LoopCore;
 use super::errors;
 use super::timer_handle::TimerHandle;
@@ -55,10 +56,7 @@ impl LoopCore {
         let py = callback.py();
         if let Some(kwargs) = kwargs.filter(|k| k.len() == 1) {
             if let Some(context) = kwargs.get_item(intern!(py, "context"))? {
-                let context_type = py
-                    .import(intern!(py, "contextvars"))?
-                    .getattr(intern!(py, "Context"))?;
-                if context.is_instance(&context_type)? {
+                if context::is_context(&context) {
                     let cb = PyCallback::asyncio(callback, args, Some(&context), method)?;
                     return self.schedule_timer(py, deadline, cb);
                 }

@@ -147,6 +147,14 @@ impl StreamTransport {
         ours.then(|| reactor.remove_fd(self.fd)).flatten()
     }
 
+    /// The connection is lost from now on: nothing more is read or written, and
+    /// the fd leaves the loop's table (its entry is returned, to drop outside every
+    /// lock). `connection_lost` is the caller's to call or schedule.
+    pub(super) fn mark_lost(&self, st: &mut State) -> Option<FdOwner> {
+        st.conn_lost += 1;
+        self.unregister(st)
+    }
+
     /// Schedules `func(*args)` on the loop's next iteration.
     pub(super) fn call_soon(
         &self,
@@ -175,8 +183,7 @@ impl StreamTransport {
             }
             st.queue.clear();
             st.closing = true;
-            st.conn_lost += 1;
-            this.unregister(&mut st)
+            this.mark_lost(&mut st)
         };
         drop(owner);
         this.schedule_connection_lost(slf, exc)

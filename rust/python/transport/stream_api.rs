@@ -8,37 +8,47 @@ use pyo3::{PyTraverseError, PyVisit};
 use super::bytes_like::with_bytes;
 use super::stream::{is_buffered, StreamTransport, LOG_THRESHOLD_FOR_CONNLOST_WRITES};
 
+/// What a `write` did.
+enum Written {
+    /// No bytes: nothing to do.
+    Nothing,
+    /// The connection is lost: the bytes were dropped.
+    AfterLoss { warn: bool },
+    /// Sent or queued, or the send failed.
+    Sent(std::io::Result<()>),
+}
+
 #[pymethods]
 impl StreamTransport {
     /// Writes `data` (bytes-like) without blocking: what the socket does not take
     /// at once is buffered and sent when it is writable.
     fn write(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let this = slf.get();
-        let sent = with_bytes(data, |bytes| {
+        let written = with_bytes(data, |bytes| {
             let mut st = this.lock();
             st.check_writable("write")?;
-            if bytes.is_empty() {
-                return Ok::<_, PyErr>(None);
-            }
-            if st.conn_lost > 0 {
+            Ok::<_, PyErr>(if bytes.is_empty() {
+                Written::Nothing
+            } else if st.conn_lost > 0 {
+                // Ignored, as asyncio ignores it; it warns past a few such writes.
                 st.conn_lost += 1;
-                return Ok(Some(Ok(st.conn_lost > LOG_THRESHOLD_FOR_CONNLOST_WRITES)));
-            }
-            Ok(Some(this.send_or_queue(&mut st, bytes).map(|()| false)))
+                Written::AfterLoss {
+                    warn: st.conn_lost > LOG_THRESHOLD_FOR_CONNLOST_WRITES,
+                }
+            } else {
+                Written::Sent(this.send_or_queue(&mut st, bytes))
+            })
         })??;
-        match sent {
-            None => Ok(()),
-            Some(Ok(true)) => {
+        match written {
+            Written::Nothing | Written::AfterLoss { warn: false } => Ok(()),
+            Written::AfterLoss { warn: true } => {
                 let py = slf.py();
-                let logger = py
-                    .import(intern!(py, "logging"))?
-                    .call_method1(intern!(py, "getLogger"), ("asyncio",))?;
-                logger
+                py.import(intern!(py, "logging"))?
+                    .call_method1(intern!(py, "getLogger"), ("asyncio",))?
                     .call_method1(intern!(py, "warning"), ("socket.send() raised exception.",))?;
                 Ok(())
             }
-            Some(Ok(false)) => Self::after_write(slf, Ok(())),
-            Some(Err(e)) => Self::after_write(slf, Err(e)),
+            Written::Sent(sent) => Self::after_write(slf, sent),
         }
     }
 
@@ -50,19 +60,17 @@ impl StreamTransport {
             with_bytes(chunk, |_| ())?;
         }
         let this = slf.get();
-        {
-            let st = this.lock();
-            st.check_writable("writelines")?;
-            if st.conn_lost > 0 || !st.queue.is_empty() {
-                drop(st);
-                for chunk in &chunks {
-                    Self::write(slf, chunk)?;
-                }
-                return Ok(());
-            }
-        }
-        // Nothing queued: gather everything, then one vectored send.
         let mut st = this.lock();
+        st.check_writable("writelines")?;
+        if st.conn_lost > 0 {
+            drop(st);
+            // Each is dropped (and counted) as `write` drops it.
+            for chunk in &chunks {
+                Self::write(slf, chunk)?;
+            }
+            return Ok(());
+        }
+        // Queue everything, then one vectored send.
         for chunk in &chunks {
             with_bytes(chunk, |bytes| st.queue.push(bytes))?;
         }
@@ -103,8 +111,7 @@ impl StreamTransport {
             }
             st.closing = true;
             if st.queue.is_empty() {
-                st.conn_lost += 1;
-                (this.unregister(&mut st), true)
+                (this.mark_lost(&mut st), true)
             } else {
                 this.sync_interest(&mut st)?;
                 (None, false)

@@ -39,10 +39,10 @@ enum Read {
 impl StreamTransport {
     /// Runs readiness `events` of the transport's fd (`token`).
     pub(crate) fn on_ready(slf: &Bound<'_, Self>, token: Token, events: IoEvents) -> PyResult<()> {
-        if events.contains(IoEvents::READ) || events.contains(IoEvents::ERROR) {
+        if events.intersects(IoEvents::READ | IoEvents::ERROR) {
             Self::read_ready(slf, token, events.contains(IoEvents::READ_CLOSED))?;
         }
-        if events.contains(IoEvents::WRITE) || events.contains(IoEvents::ERROR) {
+        if events.intersects(IoEvents::WRITE | IoEvents::ERROR) {
             Self::write_ready(slf)?;
         }
         Ok(())
@@ -92,23 +92,21 @@ impl StreamTransport {
         }
         let got = crate::io::read(self.fd, &mut buf).map(|n| (n, PyBytes::new(py, &buf[..n])));
         *self.shared.read_buffer() = buf;
-        match got {
-            Ok((0, _)) => Read::Eof,
-            Ok((n, data)) => match protocol.call_method1(intern!(py, "data_received"), (data,)) {
-                Ok(_) if n < READ_SIZE => Read::Drained,
-                Ok(_) => Read::More,
-                Err(e) => Read::Failed(e, "Fatal error: protocol.data_received() call failed."),
-            },
-            Err(e) => os_failure(e),
-        }
+        deliver(
+            got,
+            READ_SIZE,
+            |data| protocol.call_method1(intern!(py, "data_received"), (data,)),
+            "Fatal error: protocol.data_received() call failed.",
+        )
     }
 
     /// `BufferedProtocol`: a read straight into the protocol's own buffer.
     fn read_into_buffer(&self, protocol: &Bound<'_, PyAny>) -> Read {
         let py = protocol.py();
+        let failed = "Fatal error: protocol.get_buffer() call failed.";
         let buf = match protocol.call_method1(intern!(py, "get_buffer"), (-1,)) {
             Ok(buf) => buf,
-            Err(e) => return Read::Failed(e, "Fatal error: protocol.get_buffer() call failed."),
+            Err(e) => return Read::Failed(e, failed),
         };
         let got = with_writable(&buf, |mem| {
             if mem.is_empty() {
@@ -121,17 +119,14 @@ impl StreamTransport {
         drop(buf);
         let (read, size) = match got.and_then(|r| r) {
             Ok(done) => done,
-            Err(e) => return Read::Failed(e, "Fatal error: protocol.get_buffer() call failed."),
+            Err(e) => return Read::Failed(e, failed),
         };
-        match read {
-            Ok(0) => Read::Eof,
-            Ok(n) => match protocol.call_method1(intern!(py, "buffer_updated"), (n,)) {
-                Ok(_) if n < size => Read::Drained,
-                Ok(_) => Read::More,
-                Err(e) => Read::Failed(e, "Fatal error: protocol.buffer_updated() call failed."),
-            },
-            Err(e) => os_failure(e),
-        }
+        deliver(
+            read.map(|n| (n, n)),
+            size,
+            |n| protocol.call_method1(intern!(py, "buffer_updated"), (n,)),
+            "Fatal error: protocol.buffer_updated() call failed.",
+        )
     }
 
     /// The peer closed its end: the protocol's `eof_received()` decides whether the
@@ -192,11 +187,7 @@ impl StreamTransport {
                 }
                 Self::maybe_resume_protocol(slf)?;
                 if closing {
-                    let owner = {
-                        let mut st = this.lock();
-                        st.conn_lost += 1;
-                        this.unregister(&mut st)
-                    };
+                    let owner = this.mark_lost(&mut this.lock());
                     drop(owner);
                     let py = slf.py();
                     slf.call_method1(intern!(py, "_call_connection_lost"), (py.None(),))?;
@@ -288,6 +279,25 @@ impl StreamTransport {
             report::call_exception_handler(this.event_loop.bind(py), context)?;
         }
         Ok(())
+    }
+}
+
+/// How a read of up to `size` bytes went, once `hand_over` gave what it read
+/// (`(bytes read, what to hand over)`) to the protocol.
+fn deliver<'py, T>(
+    read: io::Result<(usize, T)>,
+    size: usize,
+    hand_over: impl FnOnce(T) -> PyResult<Bound<'py, PyAny>>,
+    failed: &'static str,
+) -> Read {
+    match read {
+        Ok((0, _)) => Read::Eof,
+        Ok((n, data)) => match hand_over(data) {
+            Ok(_) if n < size => Read::Drained,
+            Ok(_) => Read::More,
+            Err(e) => Read::Failed(e, failed),
+        },
+        Err(e) => os_failure(e),
     }
 }
 
