@@ -224,6 +224,21 @@ def test_event_loop_call_soon_handle_cancel() -> None:
     assert handle.cancelled()
 
 
+def test_a_threadsafe_handle_cancelled_from_another_thread_does_not_run() -> None:
+    loop = EventLoop()
+    seen: list[int] = []
+    handle = loop.call_soon_threadsafe(seen.append, 1)
+    loop.call_soon_threadsafe(seen.append, 2)
+    canceller = threading.Thread(target=handle.cancel)
+    canceller.start()
+    canceller.join()
+    assert repr(handle) == "<Handle cancelled>"
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    loop.close()
+    assert seen == [2]
+
+
 def test_current_and_instance(io_loop: IOLoop) -> None:
     assert IOLoop.current() is io_loop
     assert IOLoop.instance() is io_loop

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import gc
 import os
@@ -76,6 +77,31 @@ def test_timer_handle_does_not_keep_the_loop_alive() -> None:
     gc.collect()
     assert ref() is None
     handle.cancel()  # harmless once the loop is gone
+
+
+def test_call_soon_handles_are_freed_once_run_and_dropped() -> None:
+    # Each live handle holds a reference to its type: the count tells whether any
+    # handle outlived its callback.
+    loop = EventLoop()
+    handle_type = type(loop.call_soon(lambda: None))
+    loop.run_until_complete(asyncio.sleep(0))
+    baseline = sys.getrefcount(handle_type)
+    kept = [loop.call_soon(lambda: None) for _ in range(1000)]
+    assert sys.getrefcount(handle_type) == baseline + 1000
+    del kept
+    loop.run_until_complete(asyncio.sleep(0))
+    assert sys.getrefcount(handle_type) == baseline
+    loop.close()
+
+
+def test_call_soon_handles_cannot_be_made_or_subclassed_from_python() -> None:
+    loop = EventLoop()
+    handle_type = type(loop.call_soon(lambda: None))
+    with pytest.raises(TypeError, match="cannot create"):
+        handle_type()
+    with pytest.raises(TypeError, match="not an acceptable base type"):
+        type("Sub", (handle_type,), {})
+    loop.close()
 
 
 def test_exit_without_closing_the_loop_prints_nothing() -> None:

@@ -1,13 +1,12 @@
 //! A queued Python callback, how it is called, and the `Handle` that cancels it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
 use super::context;
+use super::handle::Handle;
 
 /// A callback with its arguments and its context, as the ready queue, the timer
 /// heap and an fd's watchers hold it.
@@ -18,7 +17,7 @@ pub(crate) struct PyCallback {
     /// The `contextvars.Context` it runs in.
     context: Py<PyAny>,
     /// The asyncio `Handle` that can cancel it.
-    handle: Option<Py<Handle>>,
+    handle: Option<Handle>,
     /// Tornado semantics: a returned awaitable is awaited and its error logged.
     pub(crate) tornado: bool,
 }
@@ -89,16 +88,14 @@ impl PyCallback {
     }
 
     /// Attaches a new `Handle` that cancels this callback, and returns it.
-    pub(crate) fn with_handle(mut self, py: Python<'_>) -> PyResult<(Self, Py<Handle>)> {
-        let handle = untracked(Py::new(py, Handle::new())?);
+    pub(crate) fn with_handle(mut self, py: Python<'_>) -> PyResult<(Self, Handle)> {
+        let handle = Handle::new(py)?;
         self.handle = Some(handle.clone_ref(py));
         Ok((self, handle))
     }
 
-    pub(crate) fn is_cancelled(&self, py: Python<'_>) -> bool {
-        self.handle
-            .as_ref()
-            .is_some_and(|h| h.bind(py).get().is_cancelled())
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.handle.as_ref().is_some_and(Handle::is_cancelled)
     }
 
     /// Calls it in its context; the result is returned for Tornado semantics.
@@ -113,8 +110,8 @@ impl PyCallback {
     pub(crate) fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.func)?;
         visit.call(&self.args)?;
-        visit.call(&self.context)?;
-        visit.call(&self.handle)
+        // The handle holds no Python reference (and is not a GC object).
+        visit.call(&self.context)
     }
 }
 
@@ -128,44 +125,4 @@ pub(crate) fn untracked<T>(object: Py<T>) -> Py<T> {
     // nothing to find in it. Its deallocation untracks it only if tracked.
     unsafe { pyo3::ffi::PyObject_GC_UnTrack(object.as_ptr().cast()) };
     object
-}
-
-/// A callback scheduled with `call_soon`; `cancel()` stops it from running.
-#[pyclass(frozen, module = "mioloop._mioloop")]
-pub(crate) struct Handle {
-    cancelled: AtomicBool,
-}
-
-impl Handle {
-    fn new() -> Self {
-        Handle {
-            cancelled: AtomicBool::new(false),
-        }
-    }
-
-    pub(crate) fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Relaxed)
-    }
-}
-
-#[pymethods]
-impl Handle {
-    /// Cancels the callback; does nothing if it already ran.
-    fn cancel(&self) {
-        self.cancelled.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether `cancel()` was called.
-    fn cancelled(&self) -> bool {
-        self.is_cancelled()
-    }
-
-    fn __repr__(&self) -> String {
-        let state = if self.is_cancelled() {
-            " cancelled"
-        } else {
-            ""
-        };
-        format!("<Handle{state}>")
-    }
 }

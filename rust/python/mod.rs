@@ -6,8 +6,8 @@
 //!   and `watchers.rs` (asyncio's readers and writers);
 //! - `shared.rs`: the state shared with handles and other threads;
 //! - `fd_owner.rs`: who owns a registered fd, and what its events run;
-//! - `callback.rs`, `context.rs`, `timer_handle.rs`: a queued callback, the
-//!   `contextvars` it runs in, and the handles that cancel it;
+//! - `callback.rs`, `context.rs`, `handle.rs`, `timer_handle.rs`: a queued
+//!   callback, the `contextvars` it runs in, and the handles that cancel it;
 //! - `transport/`: asyncio transports with their I/O in Rust;
 //! - `report.rs`: what happens to a callback's exception;
 //! - `signals.rs`: the signal wake-up socket;
@@ -20,6 +20,7 @@ mod context;
 mod core;
 mod errors;
 mod fd_owner;
+mod handle;
 mod handlers;
 mod report;
 mod run;
@@ -49,7 +50,7 @@ fn _bench_calls(func: &Bound<'_, PyAny>, n: u64) -> PyResult<f64> {
 fn _mioloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<core::LoopCore>()?;
     m.add_function(wrap_pyfunction!(_bench_calls, m)?)?;
-    m.add_class::<callback::Handle>()?;
+    handle::add_to(m)?;
     m.add_class::<timer_handle::TimerHandle>()?;
     m.add_class::<transport::StreamTransport>()?;
     m.add("READ", crate::IoEvents::READ.bits())?;

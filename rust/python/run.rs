@@ -115,7 +115,7 @@ impl LoopCore {
 
     fn run_callback(&self, slf: &Bound<'_, Self>, callback: &PyCallback) -> PyResult<()> {
         let py = slf.py();
-        if callback.is_cancelled(py) {
+        if callback.is_cancelled() {
             return Ok(());
         }
         match callback.call(py) {

@@ -10,10 +10,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use super::args;
-use super::callback::{untracked, Handle, PyCallback};
+use super::callback::{untracked, PyCallback};
 use super::context;
 use super::core::LoopCore;
 use super::errors;
+use super::handle::Handle;
 use super::timer_handle::TimerHandle;
 use crate::{deadline_after, deadline_at, monotonic_now, nanos_to_secs, Nanos};
 
@@ -26,7 +27,7 @@ impl LoopCore {
         args: &Bound<'_, PyTuple>,
         context: Option<&Bound<'_, PyAny>>,
         method: &str,
-    ) -> PyResult<(PyCallback, Py<Handle>)> {
+    ) -> PyResult<(PyCallback, Handle)> {
         self.check_open()?;
         PyCallback::asyncio(callback, args, context, method)?.with_handle(py)
     }
@@ -78,10 +79,10 @@ impl LoopCore {
         callback: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
         context: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<Handle>> {
+    ) -> PyResult<Py<PyAny>> {
         let (cb, handle) = self.cancellable(py, callback, args, context, "call_soon")?;
         self.shared.push(cb);
-        Ok(handle)
+        Ok(handle.into_object())
     }
 
     /// asyncio: like `call_soon`, from any thread; wakes the loop.
@@ -92,10 +93,10 @@ impl LoopCore {
         callback: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
         context: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<Handle>> {
+    ) -> PyResult<Py<PyAny>> {
         let (cb, handle) = self.cancellable(py, callback, args, context, "call_soon_threadsafe")?;
         self.shared.push_threadsafe(cb);
-        Ok(handle)
+        Ok(handle.into_object())
     }
 
     /// asyncio: arranges for `callback(*args)` to be called after `delay` seconds.
