@@ -7,6 +7,9 @@ Two faces drive one engine:
 - :class:`EventLoop`, an :class:`asyncio.AbstractEventLoop`: ``mioloop.run(main())``
   runs a coroutine on it as ``asyncio.run`` does, and ``mioloop.install()`` makes it
   the loop of every ``asyncio.run`` that follows.
+
+With Tornado installed, ``mioloop.install()`` also makes ``mioloop.TornadoIOLoop``
+(a ``tornado.ioloop.IOLoop`` on the same engine) Tornado's ``IOLoop``.
 """
 
 from ._mioloop import Handle, TimerHandle
@@ -25,3 +28,12 @@ __all__ = [
     "new_event_loop",
     "run",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # TornadoIOLoop imports Tornado: only when asked for.
+    if name == "TornadoIOLoop":
+        from ._tornado import TornadoIOLoop
+
+        return TornadoIOLoop
+    raise AttributeError(f"module 'mioloop' has no attribute {name!r}")

@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import inspect
 import logging
 import socket
 import sys
@@ -30,6 +31,8 @@ from ._sockets import SocketMethods
 _T = TypeVar("_T")
 
 __all__ = ["EventLoop", "new_event_loop"]
+
+_app_log = logging.getLogger("tornado.application")
 
 
 class EventLoop(SocketMethods, NetworkMethods, SendfileMethods, SignalMethods, LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
@@ -309,8 +312,34 @@ class EventLoop(SocketMethods, NetworkMethods, SendfileMethods, SignalMethods, L
                 {"message": "Unhandled error in exception handler", "exception": exc, "context": context}
             )
 
+    # Callbacks with Tornado's semantics (``add_callback``, ``add_timeout``...), as
+    # Tornado's IOLoop schedules them on this loop
+
     def _callback_returned(self, result: object) -> None:
-        """asyncio ignores what callbacks return (the engine does not call this)."""
+        """Awaits a future or awaitable a Tornado callback returned, so that its
+        error is logged (asyncio callbacks' results are ignored: the engine does not
+        call this for them)."""
+        if _is_future(result) or inspect.isawaitable(result):
+            future = (
+                asyncio.wrap_future(result, loop=self)
+                if isinstance(result, concurrent.futures.Future)
+                else asyncio.ensure_future(result, loop=self)  # type: ignore[call-overload]
+            )
+            future.add_done_callback(self._tornado_result_done)
+
+    def _tornado_result_done(self, future: asyncio.Future[Any]) -> None:
+        if not future.cancelled() and (exception := future.exception()) is not None:
+            self._tornado_callback_failed(repr(future), future, exception)
+
+    def _tornado_callback_failed(self, description: str, callback: object, exception: BaseException) -> None:
+        """Logs the error of a Tornado callback as Tornado does."""
+        _app_log.error(
+            "Exception in callback %s", description, exc_info=(type(exception), exception, exception.__traceback__)
+        )
+
+
+def _is_future(obj: object) -> bool:
+    return asyncio.isfuture(obj) or isinstance(obj, concurrent.futures.Future)
 
 
 def new_event_loop() -> EventLoop:

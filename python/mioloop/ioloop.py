@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from . import _mioloop
 from ._mioloop import LoopCore, TimerHandle
-from .eventloop import EventLoop
+from .eventloop import EventLoop, _is_future
 
 _T = TypeVar("_T")
 
@@ -30,10 +30,6 @@ class _Current(threading.local):
 
 
 _current = _Current()
-
-
-def _is_future(obj: object) -> bool:
-    return asyncio.isfuture(obj) or isinstance(obj, concurrent.futures.Future)
 
 
 class IOLoop(EventLoop):
@@ -237,19 +233,12 @@ class IOLoop(EventLoop):
             raise RuntimeError("Event loop stopped before Future completed.")
         return result_future[0].result()
 
-    def _callback_returned(self, result: object) -> None:
-        # Tornado awaits what a callback returns, so that its exception is logged.
-        if _is_future(result) or inspect.isawaitable(result):
-            future = (
-                asyncio.wrap_future(result, loop=self)
-                if isinstance(result, concurrent.futures.Future)
-                else asyncio.ensure_future(result, loop=self)  # type: ignore[call-overload]
-            )
-            future.add_done_callback(self._discard_future_result)
-
-    @staticmethod
-    def _discard_future_result(future: asyncio.Future[Any]) -> None:
-        future.result()
+    def _tornado_callback_failed(self, description: str, callback: object, exception: BaseException) -> None:
+        # Every error of this face goes to its exception handler (by default
+        # ``handle_callback_exception``'s log), callbacks' included.
+        self.call_exception_handler(
+            {"message": f"Exception in callback {description}", "exception": exception, "callback": callback}
+        )
 
     # File descriptors
 

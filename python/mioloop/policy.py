@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -30,8 +31,20 @@ class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,name
 
 def install() -> None:
     """Makes mioloop the event loop of every ``asyncio.run``, ``asyncio.Runner`` and
-    ``asyncio.new_event_loop()`` that follows, by installing :class:`EventLoopPolicy`."""
+    ``asyncio.new_event_loop()`` that follows, by installing :class:`EventLoopPolicy`.
+
+    With Tornado installed, it also makes :class:`mioloop.TornadoIOLoop` Tornado's
+    ``IOLoop`` (``IOLoop.current()`` and ``IOLoop()``): one line switches a Tornado
+    application, written either way, onto the engine::
+
+        mioloop.install()
+        asyncio.run(main())        # or: IOLoop.current().start()
+    """
     asyncio.set_event_loop_policy(EventLoopPolicy())
+    if importlib.util.find_spec("tornado") is not None:
+        from . import _tornado
+
+        _tornado.install()
 
 
 def run(main: Coroutine[Any, Any, _T], *, debug: bool | None = None) -> _T:

@@ -52,6 +52,34 @@ pub(crate) fn fail(
     }
 }
 
+/// Handles `err`, raised by `culprit`, a callback with Tornado's semantics
+/// (`add_callback`, `add_timeout`...): an exit is returned, anything else goes to
+/// `event_loop._tornado_callback_failed(description, callback, exception)`. The
+/// asyncio face logs it as Tornado does ("Exception in callback ..." on
+/// `tornado.application`); the IOLoop face passes it to its exception handler.
+pub(crate) fn fail_tornado(
+    event_loop: &Bound<'_, PyAny>,
+    err: PyErr,
+    culprit: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let py = event_loop.py();
+    match classify(py, err) {
+        Failure::Exit(err) => Err(err),
+        Failure::Report(err) => {
+            let args = (describe(culprit), culprit, err.value(py));
+            if let Err(report_err) =
+                event_loop.call_method1(intern!(py, "_tornado_callback_failed"), args)
+            {
+                match classify(py, report_err) {
+                    Failure::Exit(exit) => return Err(exit),
+                    Failure::Report(e) => e.write_unraisable(py, Some(event_loop)),
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
 /// `repr(obj)`, or a plain description when its `__repr__` raises: reporting one
 /// error must not raise another and lose the first.
 fn describe(obj: &Bound<'_, PyAny>) -> String {
@@ -97,6 +125,6 @@ pub(crate) fn after_tornado_call(
     let py = event_loop.py();
     match event_loop.call_method1(intern!(py, "_callback_returned"), (result,)) {
         Ok(_) => Ok(()),
-        Err(err) => fail(event_loop, err, result),
+        Err(err) => fail_tornado(event_loop, err, result),
     }
 }

@@ -123,6 +123,9 @@ impl LoopCore {
             Ok(_) => Ok(()),
             // Tornado ignores a callback's CancelledError (asyncio reports it).
             Err(err) if callback.tornado && report::is_cancelled_error(py, &err) => Ok(()),
+            Err(err) if callback.tornado => {
+                report::fail_tornado(slf.as_any(), err, callback.func.bind(py))
+            }
             Err(err) => report::fail(slf.as_any(), err, callback.func.bind(py)),
         }
     }

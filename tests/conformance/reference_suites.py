@@ -8,8 +8,9 @@ same tests against asyncio's own loop, and prints the counts side by side.
   ``test_sock_lowlevel``, ``test_server``, ``test_buffered_proto``, ``test_sendfile``,
   and ``test_streams`` (which takes its loop from the policy), each once with the
   loop factory swapped for ``mioloop.new_event_loop`` and once as it is.
-- Tornado's own suite (``tornado.test.runtests``) with mioloop's policy installed
-  and without it.
+- Tornado's own suite (``tornado.test.runtests``) with ``mioloop.install()`` (its
+  ``TornadoIOLoop``), with Tornado's asyncio glue over mioloop's loop, on asyncio and
+  on uvloop.
 
 Each suite runs in a child process of its own, with a time limit per test, so one
 that hangs is reported instead of stopping the run. Not part of the pytest run: it
@@ -32,6 +33,10 @@ CPYTHON_CLASSES = {
     "test_sendfile": ["EPollEventLoopTests"],
     "test_streams": ["StreamTests"],
 }
+
+#: How Tornado's suite runs: with ``mioloop.install()`` (TornadoIOLoop), with
+#: Tornado's asyncio glue over mioloop's loop, on asyncio, on uvloop.
+TORNADO_KINDS = ["mioloop", "mioloop-asyncio", "asyncio", "uvloop"]
 
 #: Seconds a single test may take before it counts as hung.
 PER_TEST_TIMEOUT = 30
@@ -82,9 +87,18 @@ print(json.dumps({
 
 TORNADO_CHILD = r"""
 import asyncio, sys
-if sys.argv[1] == "mioloop":
+kind = sys.argv[1]
+if kind == "mioloop":
+    # The one-line switch: mioloop's asyncio loop and Tornado's IOLoop on the engine.
+    import mioloop
+    mioloop.install()
+elif kind == "mioloop-asyncio":
+    # Tornado's own asyncio glue (AsyncIOLoop) over mioloop's asyncio loop.
     import mioloop
     asyncio.set_event_loop_policy(mioloop.EventLoopPolicy())
+elif kind == "uvloop":
+    import uvloop
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 import runpy
 sys.argv = ["runtests"]
 runpy.run_module("tornado.test.runtests", run_name="__main__", alter_sys=True)
@@ -146,7 +160,7 @@ def main() -> int:
             for test, last in mine.get("failures", []) + mine.get("errors", []):
                 print(f"    mioloop: {test}: {last}")
     if args.suite in ("tornado", "all"):
-        for kind in ("mioloop", "asyncio"):
+        for kind in TORNADO_KINDS:
             result = run_tornado(kind)
             report[f"tornado-{kind}"] = result
             print(f"Tornado suite on {kind}: {result['summary']}")
