@@ -45,6 +45,7 @@ ECHO_PEERS = [
     *_ASYNCIO_API,
     *(f"{loop}/buffered" for loop in _ASYNCIO_API),
     *(f"{loop}/streams" for loop in _ASYNCIO_API),
+    "tornado-mioloop",
     "tornado-asyncio",
     "tornado-uvloop",
     "node",
@@ -61,11 +62,12 @@ QUICK_ECHO_PEERS = [
     "uvloop/buffered",
     "uvloop/streams",
     "rloop",
+    "tornado-mioloop",
     "tornado-uvloop",
     "node",
     "rust-native",
 ]
-HTTP_PEERS = ["mioloop", "asyncio", "uvloop", "rloop"]
+HTTP_PEERS = ["mioloop", "mioloop-asyncio", "asyncio", "uvloop", "rloop"]
 ECHO_SIZES = [1024, 10 * 1024, 100 * 1024]
 HTTP_SIZE = 1  # a key for the results; the HTTP request is a fixed GET
 
@@ -94,6 +96,13 @@ def build_native() -> str | None:
     if proc.returncode != 0:
         return "cargo build failed: " + proc.stderr.strip().splitlines()[-1]
     return None
+
+
+def machine() -> str:
+    """The machine and interpreter, for the tables' header."""
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}, CPython {platform.python_version()}"
+    )
 
 
 def run_json(cmd: list[str], timeout: float) -> dict[str, Any]:
@@ -472,8 +481,7 @@ def main() -> int:
     native_error = build_native()
     results: dict[str, Any] = {
         "command": ("python benches/run.py " + " ".join(sys.argv[1:])).strip(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}, "
-        f"CPython {platform.python_version()}",
+        "machine": machine(),
         "repeat": args.repeat,
         "micro_peers": args.micro_peers,
     }

@@ -22,8 +22,19 @@ from collections.abc import Callable
 from typing import Any
 
 #: Loops with the Tornado-style API (add_callback / add_timeout / add_handler).
-TORNADO_STYLE = {"mioloop", "tornado-asyncio", "tornado-uvloop"}
-LOOPS = ["mioloop", "mioloop-asyncio", "asyncio", "uvloop", "rloop", "tornado-asyncio", "tornado-uvloop"]
+#: ``tornado-X``: Tornado's own IOLoop over loop X (``tornado-mioloop``: after
+#: ``mioloop.install()``, so it is ``mioloop.TornadoIOLoop``).
+TORNADO_STYLE = {"mioloop", "tornado-mioloop", "tornado-asyncio", "tornado-uvloop"}
+LOOPS = [
+    "mioloop",
+    "mioloop-asyncio",
+    "asyncio",
+    "uvloop",
+    "rloop",
+    "tornado-mioloop",
+    "tornado-asyncio",
+    "tornado-uvloop",
+]
 
 
 class Unavailable(Exception):
@@ -51,10 +62,15 @@ def make_loop(name: str) -> Any:
             import rloop
 
             return rloop.new_event_loop()
-        if name in ("tornado-asyncio", "tornado-uvloop"):
+        if name.startswith("tornado-"):
             import tornado.ioloop
 
-            if name == "tornado-uvloop":
+            if name == "tornado-mioloop":
+                import mioloop
+
+                mioloop.install()
+                asyncio.set_event_loop(mioloop.new_event_loop())
+            elif name == "tornado-uvloop":
                 import uvloop
 
                 asyncio.set_event_loop(uvloop.new_event_loop())

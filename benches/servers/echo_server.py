@@ -19,7 +19,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from workloads import Unavailable, make_loop
 
-KINDS = ["mioloop", "mioloop-asyncio", "asyncio", "uvloop", "rloop", "tornado-asyncio", "tornado-uvloop"]
+KINDS = [
+    "mioloop",
+    "mioloop-asyncio",
+    "asyncio",
+    "uvloop",
+    "rloop",
+    "tornado-mioloop",
+    "tornado-asyncio",
+    "tornado-uvloop",
+]
 STYLES = ["", "buffered", "streams"]
 READ_SIZE = 256 * 1024
 
@@ -160,7 +169,7 @@ def serve_tornado(port: int) -> None:
 def main() -> int:
     kind, _, style = sys.argv[1].partition("/")
     port = int(sys.argv[2])
-    if kind not in KINDS or style not in STYLES or (style and kind in ("mioloop", "tornado-asyncio", "tornado-uvloop")):
+    if kind not in KINDS or style not in STYLES or (style and (kind == "mioloop" or kind.startswith("tornado-"))):
         print(f"skip: unknown kind {sys.argv[1]}", flush=True)
         return 3
     if kind == "mioloop":
