@@ -6,7 +6,13 @@
 //! pushed after the drain always finds the flag clear and wakes the poll, and an
 //! item pushed before it is drained. Wake-ups are coalesced: a burst of pushes costs
 //! one write to the waker per loop iteration.
+//!
+//! Bounded intake: a drain takes at most [`DRAIN_LIMIT`] items, and leaves the flag
+//! set while more wait, so the loop polls without blocking and comes back for them.
+//! Threads that push faster than the loop runs callbacks then cost the loop's timers
+//! and fds one iteration of at most that many items, not the whole backlog.
 
+use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -14,6 +20,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use mio::{Registry, Waker};
 
 use crate::token::TOKEN_WAKER;
+
+/// The most items one drain takes from the inbox.
+pub const DRAIN_LIMIT: usize = 4096;
 
 /// A queue that any thread may push to, waking the poll it belongs to.
 ///
@@ -33,7 +42,7 @@ use crate::token::TOKEN_WAKER;
 #[derive(Debug)]
 pub struct Inbox<T> {
     /// `None` once closed: pushes are refused.
-    queue: Mutex<Option<Vec<T>>>,
+    queue: Mutex<Option<VecDeque<T>>>,
     wake_pending: AtomicBool,
     waker: Waker,
 }
@@ -42,21 +51,21 @@ impl<T> Inbox<T> {
     /// An inbox whose pushes wake the poll of `registry`, on [`TOKEN_WAKER`].
     pub fn new(registry: &Registry) -> io::Result<Self> {
         Ok(Inbox {
-            queue: Mutex::new(Some(Vec::new())),
+            queue: Mutex::new(Some(VecDeque::new())),
             wake_pending: AtomicBool::new(false),
             waker: Waker::new(registry, TOKEN_WAKER)?,
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<Vec<T>>> {
-        // Nothing panics while the lock is held; if something did, the Vec is intact.
+    fn lock(&self) -> MutexGuard<'_, Option<VecDeque<T>>> {
+        // Nothing panics while the lock is held; if something did, the queue is intact.
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Queues `item` and wakes the poll. A closed inbox gives the item back.
     pub fn push(&self, item: T) -> Result<(), T> {
         match self.lock().as_mut() {
-            Some(queue) => queue.push(item),
+            Some(queue) => queue.push_back(item),
             None => return Err(item),
         }
         self.wake();
@@ -80,19 +89,32 @@ impl<T> Inbox<T> {
         }
     }
 
-    /// Moves every queued item into `out`, in push order.
-    pub fn drain_into(&self, out: &mut impl Extend<T>) {
+    /// Moves the queued items into `out`, in push order, at most [`DRAIN_LIMIT`] of
+    /// them. Returns whether items are left (the flag then stays set).
+    pub fn drain_into(&self, out: &mut impl Extend<T>) -> bool {
         // Every push sets the flag after queueing, so a clear flag means nothing was
         // queued since the last drain: skip the lock.
         if !self.wake_pending.load(Ordering::SeqCst) {
-            return;
+            return false;
         }
         self.wake_pending.store(false, Ordering::SeqCst);
-        let taken = match self.lock().as_mut() {
-            Some(queue) if !queue.is_empty() => std::mem::take(queue),
-            _ => return,
+        let (taken, left) = {
+            let mut guard = self.lock();
+            let Some(queue) = guard.as_mut().filter(|q| !q.is_empty()) else {
+                return false;
+            };
+            if queue.len() <= DRAIN_LIMIT {
+                (std::mem::take(queue), false)
+            } else {
+                // The front of a deque goes in O(DRAIN_LIMIT), however long the rest.
+                let taken: VecDeque<T> = queue.drain(..DRAIN_LIMIT).collect();
+                // Set again under the lock: the next drain comes back for the rest.
+                self.wake_pending.store(true, Ordering::SeqCst);
+                (taken, true)
+            }
         };
         out.extend(taken);
+        left
     }
 
     /// Moves every queued item into `out`, whatever the flag says (on close).
@@ -104,7 +126,7 @@ impl<T> Inbox<T> {
 
     /// Refuses further pushes and returns what was queued.
     pub fn close(&self) -> Vec<T> {
-        self.lock().take().unwrap_or_default()
+        self.lock().take().map(Vec::from).unwrap_or_default()
     }
 
     /// Visits the queued items (for a garbage collector's traversal). Skips the visit

@@ -28,7 +28,7 @@ pub use clock::{
 };
 pub use events::IoEvents;
 pub use fd_table::{FdEntry, FdError, FdTable, Trigger};
-pub use inbox::Inbox;
+pub use inbox::{Inbox, DRAIN_LIMIT};
 pub use iteration::{Collected, PollPlan, Work, BUSY_POLL_INTERVAL, MAX_POLL_TIMEOUT};
 pub use native_loop::{NativeLoop, NativeLoopHandle};
 pub use poller::{Blocking, InPlace, Poller};

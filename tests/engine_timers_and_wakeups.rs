@@ -1,11 +1,11 @@
 //! Timers and cross-thread wake-ups of the engine, through the pure-Rust `NativeLoop`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mioloop::{monotonic_now, NativeLoop};
+use mioloop::{monotonic_now, NativeLoop, DRAIN_LIMIT};
 
 #[test]
 fn timers_fire_in_deadline_then_insertion_order() {
@@ -118,4 +118,41 @@ fn callbacks_added_by_callbacks_wait_for_the_next_iteration() {
     assert_eq!(*log.borrow(), ["a", "b"]);
     ev.run_once().unwrap();
     assert_eq!(*log.borrow(), ["a", "b", "c"]);
+}
+
+#[test]
+fn a_cross_thread_backlog_is_taken_in_bounded_batches_in_order_and_timers_keep_their_turn() {
+    let mut ev = NativeLoop::new().unwrap();
+    let remote = ev.handle();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let total = 3 * DRAIN_LIMIT + 5;
+    for i in 0..total {
+        let order = order.clone();
+        assert!(remote.call_soon_threadsafe(move |_| order.lock().unwrap().push(i)));
+    }
+    let fired_after = Rc::new(Cell::new(None));
+    let (seen, fired) = (order.clone(), fired_after.clone());
+    ev.call_later(Duration::ZERO, move |_| {
+        fired.set(Some(seen.lock().unwrap().len()))
+    });
+    ev.run_once().unwrap();
+    // The timer ran after at most two batches (a drain before and after the poll),
+    // not behind the whole backlog.
+    let ran_before_timer = fired_after
+        .get()
+        .expect("the due timer ran in the first iteration");
+    assert!(
+        (1..=2 * DRAIN_LIMIT).contains(&ran_before_timer),
+        "{ran_before_timer} callbacks ran before the due timer"
+    );
+    // A batch left behind without a wake-up would block the poll: the guard then
+    // ends it, and the count of iterations fails the test instead of hanging it.
+    ev.call_later(Duration::from_secs(5), |_| {});
+    let mut iterations = 1;
+    while order.lock().unwrap().len() < total {
+        assert!(iterations < 4, "the backlog was not taken in 4 iterations");
+        ev.run_once().unwrap();
+        iterations += 1;
+    }
+    assert_eq!(*order.lock().unwrap(), (0..total).collect::<Vec<_>>());
 }

@@ -85,11 +85,18 @@ impl Shared {
 
     /// Queues a callback on the loop's thread. What other threads queued before
     /// goes first: callbacks run in the order they were scheduled, whichever
-    /// thread scheduled them.
+    /// thread scheduled them. While a flood from other threads leaves items in the
+    /// inbox (a drain takes a bounded number), this one queues behind them there.
     pub(crate) fn push(&self, callback: PyCallback) {
         let mut reactor = self.lock();
-        self.inbox.drain_into(&mut *reactor);
-        reactor.push(callback);
+        if !self.inbox.drain_into(&mut *reactor) {
+            reactor.push(callback);
+            return;
+        }
+        drop(reactor);
+        if let Err(refused) = self.inbox.push(callback) {
+            drop(refused);
+        }
     }
 
     /// Queues a callback from any thread: onto the ready queue on the loop's
