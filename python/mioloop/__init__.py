@@ -12,10 +12,18 @@ With Tornado installed, ``mioloop.install()`` also makes ``mioloop.TornadoIOLoop
 (a ``tornado.ioloop.IOLoop`` on the same engine) Tornado's ``IOLoop``.
 """
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+
 from ._mioloop import Handle, TimerHandle
 from .eventloop import EventLoop, new_event_loop
 from .ioloop import IOLoop, PeriodicCallback
 from .policy import EventLoopPolicy, install, run
+
+try:
+    __version__ = _version("mioloop")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "EventLoop",
