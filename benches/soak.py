@@ -156,7 +156,7 @@ def main() -> int:
         print(f"cannot build the load generator: {error}", file=sys.stderr)
         return 1
     result: dict[str, Any] = {
-        "command": "python benches/soak.py " + " ".join(sys.argv[1:]),
+        "command": ("python benches/soak.py " + " ".join(sys.argv[1:])).strip(),
         "machine": machine(),
         "minutes": minutes,
         "window": args.window,

@@ -15,6 +15,9 @@ use crate::fd_table::{FdError, FdTable, Trigger};
 use crate::iteration::PollPacer;
 use crate::timer_heap::{TimerHeap, TimerKey};
 
+/// Room the ready queue keeps when empty; a burst's extra is given back.
+const READY_KEPT: usize = 1024;
+
 /// One unit of queued work.
 #[derive(Debug)]
 pub enum Ready<C> {
@@ -100,10 +103,20 @@ impl<C, H> Reactor<C, H> {
         self.ready.len()
     }
 
-    /// The next queued item.
+    /// The next queued item. The queue gives back what a burst made it grow to
+    /// once it is empty again.
     pub fn pop(&mut self) -> Option<Ready<C>> {
         self.popped_since_clock = self.popped_since_clock.saturating_add(1);
-        self.ready.pop_front()
+        let item = self.ready.pop_front();
+        if self.ready.is_empty() && self.ready.capacity() > READY_KEPT {
+            self.ready.shrink_to(READY_KEPT);
+        }
+        item
+    }
+
+    /// The queue's capacity (what its memory holds room for).
+    pub fn ready_capacity(&self) -> usize {
+        self.ready.capacity()
     }
 
     /// Puts an item back at the front of the queue (it was popped, then the
@@ -155,5 +168,26 @@ impl<C, H> Reactor<C, H> {
 impl<C, H> Extend<C> for Reactor<C, H> {
     fn extend<I: IntoIterator<Item = C>>(&mut self, callbacks: I) {
         self.ready.extend(callbacks.into_iter().map(Ready::Call));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ready_queue_gives_back_a_bursts_room_once_empty() {
+        let poll = mio::Poll::new().unwrap();
+        let mut reactor: Reactor<u32, ()> = Reactor::new(poll.registry().try_clone().unwrap());
+        for i in 0..100_000 {
+            reactor.push(i);
+        }
+        assert!(reactor.ready_capacity() >= 100_000);
+        let mut popped = 0;
+        while reactor.pop().is_some() {
+            popped += 1;
+        }
+        assert_eq!(popped, 100_000);
+        assert!(reactor.ready_capacity() <= READY_KEPT);
     }
 }

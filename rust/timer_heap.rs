@@ -4,7 +4,9 @@
 //! Cancelling takes the value out of its slot at once (so a Python callback and its
 //! arguments are released immediately) and leaves its heap entry to be skipped
 //! lazily. Once more than half of the heap is cancelled entries it is compacted, so
-//! any number of add/cancel pairs keep memory bounded.
+//! any number of add/cancel pairs keep memory bounded. After a burst, the free
+//! slots at the end are given back once they are half of them, so a loop that once
+//! held many timers does not keep their memory.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -13,6 +15,9 @@ use crate::clock::Nanos;
 
 /// Below this size the heap is never compacted: skipping a few dead entries is cheaper.
 const COMPACT_MIN_LEN: usize = 64;
+
+/// Slots kept however few timers remain; above it, a free tail is given back.
+const SHRINK_MIN_SLOTS: usize = 1024;
 
 /// Identifies one scheduled timer. Stale keys (of timers that fired or were
 /// cancelled) never match a later timer that reuses the slot.
@@ -84,6 +89,11 @@ pub struct TimerHeap<T> {
     dead_entries: usize,
     /// Slots that are `Scheduled` or `Due`.
     live: usize,
+    /// The generation a newly made slot starts at: above every generation of the
+    /// slots given back, so their stale keys never match it.
+    generation_floor: u32,
+    /// Releases since the free tail was last looked at.
+    releases: usize,
 }
 
 impl<T> Default for TimerHeap<T> {
@@ -102,6 +112,8 @@ impl<T> TimerHeap<T> {
             next_seq: 0,
             dead_entries: 0,
             live: 0,
+            generation_floor: 0,
+            releases: 0,
         }
     }
 
@@ -135,14 +147,12 @@ impl<T> TimerHeap<T> {
                 // 2^32 live timers would need hundreds of GiB first; saturate the
                 // index rather than panic (the key then fails every lookup).
                 let slot = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
+                let generation = self.generation_floor;
                 self.slots.push(Slot {
-                    generation: 0,
+                    generation,
                     state: SlotState::Scheduled(value),
                 });
-                TimerKey {
-                    slot,
-                    generation: 0,
-                }
+                TimerKey { slot, generation }
             }
         };
         let seq = self.next_seq;
@@ -163,6 +173,40 @@ impl<T> TimerHeap<T> {
         s.state = SlotState::Free;
         s.generation = s.generation.wrapping_add(1);
         self.free.push(slot);
+        // A look every quarter of the slots' worth of releases, or when no timer is
+        // left: O(1) amortized.
+        self.releases += 1;
+        if self.slots.len() > SHRINK_MIN_SLOTS
+            && (self.releases >= self.slots.len() / 4 || self.live == 0)
+        {
+            self.releases = 0;
+            self.shrink_free_tail();
+        }
+    }
+
+    /// Gives back the free slots at the end once they are at least half of the
+    /// slots, and the spare capacity of the heap and the free list. Only free slots
+    /// go (no heap entry or key of a live timer refers to them); a slot made again
+    /// later starts above their generations.
+    fn shrink_free_tail(&mut self) {
+        let keep = self
+            .slots
+            .iter()
+            .rposition(|s| !matches!(s.state, SlotState::Free))
+            .map_or(0, |last| last + 1);
+        if keep * 2 > self.slots.len() {
+            return;
+        }
+        for s in &self.slots[keep..] {
+            self.generation_floor = self.generation_floor.max(s.generation);
+        }
+        self.slots.truncate(keep);
+        self.slots.shrink_to(keep.max(SHRINK_MIN_SLOTS));
+        self.free.retain(|&slot| (slot as usize) < keep);
+        self.free.shrink_to(self.free.len().max(SHRINK_MIN_SLOTS));
+        if self.heap.capacity() > 4 * self.heap.len().max(COMPACT_MIN_LEN) {
+            self.heap.shrink_to(2 * self.heap.len());
+        }
     }
 
     /// Cancels a timer that has not run, returning its value. `None` if the key is
@@ -291,67 +335,5 @@ impl<T> TimerHeap<T> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn equal_deadlines_pop_in_insertion_order() {
-        let mut t = TimerHeap::new();
-        let keys: Vec<_> = (0..100).map(|i| t.insert(5, i)).collect();
-        let popped: Vec<_> = std::iter::from_fn(|| t.pop_due(5)).collect();
-        assert_eq!(popped, keys);
-        let values: Vec<_> = popped.into_iter().map(|k| t.take(k).unwrap()).collect();
-        assert_eq!(values, (0..100).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn cancelled_due_timer_is_not_taken() {
-        let mut t = TimerHeap::new();
-        let a = t.insert(1, 'a');
-        let b = t.insert(1, 'b');
-        let (ka, kb) = (t.pop_due(1).unwrap(), t.pop_due(1).unwrap());
-        assert_eq!((ka, kb), (a, b));
-        assert_eq!(t.cancel(b), Some('b'));
-        assert_eq!(t.take(a), Some('a'));
-        assert_eq!(t.take(b), None);
-        assert!(t.is_empty());
-    }
-
-    #[test]
-    fn stale_key_does_not_touch_reused_slot() {
-        let mut t = TimerHeap::new();
-        let old = t.insert(1, 1);
-        assert_eq!(t.cancel(old), Some(1));
-        t.next_deadline(); // frees the slot
-        let new = t.insert(2, 2);
-        assert_eq!(t.cancel(old), None);
-        assert_eq!(t.take(old), None);
-        assert_eq!(t.cancel(new), Some(2));
-    }
-
-    #[test]
-    fn million_add_cancel_pairs_keep_heap_small() {
-        let mut t = TimerHeap::new();
-        let keep = t.insert(u64::MAX, 0u32);
-        for i in 0..1_000_000u32 {
-            let k = t.insert(u64::from(i) + 10, i);
-            assert_eq!(t.cancel(k), Some(i));
-        }
-        assert!(
-            t.heap_len() <= 2 * COMPACT_MIN_LEN,
-            "heap grew to {}",
-            t.heap_len()
-        );
-        assert!(t.slots.len() <= 2 * COMPACT_MIN_LEN + 1);
-        assert_eq!(t.len(), 1);
-        assert_eq!(t.cancel(keep), Some(0));
-    }
-
-    #[test]
-    fn never_deadline_is_not_due() {
-        let mut t = TimerHeap::new();
-        t.insert(crate::NEVER, ());
-        assert_eq!(t.pop_due(u64::MAX - 1), None);
-        assert_eq!(t.next_deadline(), Some(crate::NEVER));
-    }
-}
+#[path = "timer_heap_tests.rs"]
+mod tests;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import functools
 import gc
 import os
@@ -102,6 +103,39 @@ def test_call_soon_handles_cannot_be_made_or_subclassed_from_python() -> None:
     with pytest.raises(TypeError, match="not an acceptable base type"):
         type("Sub", (handle_type,), {})
     loop.close()
+
+
+def heap_in_use() -> int:
+    """Bytes the C allocator has handed out (glibc's mallinfo2), after a collection."""
+    gc.collect()
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [
+            (name, ctypes.c_size_t)
+            for name in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()
+        ]
+
+    mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+    mallinfo2.restype = MallInfo2
+    info = mallinfo2()
+    return int(info.uordblks + info.hblkhd)
+
+
+@pytest.mark.parametrize("what", ["timers", "callbacks"])
+def test_a_burst_gives_its_memory_back_once_it_ran(loop: asyncio.AbstractEventLoop, what: str) -> None:
+    # 200,000 timers used to leave 32 MB behind in the loop, 200,000 callbacks 10 MB,
+    # until the loop itself was freed (asyncio's loop: nothing). Debug mode (on under
+    # -X dev) would keep a traceback per handle on asyncio's side.
+    loop.set_debug(False)
+    loop.run_until_complete(asyncio.sleep(0))
+    before = heap_in_use()
+    for _ in range(200_000):
+        if what == "timers":
+            loop.call_later(0, int)
+        else:
+            loop.call_soon(int)
+    loop.run_until_complete(asyncio.sleep(0.01))
+    assert heap_in_use() - before < 2_000_000
 
 
 def test_exit_without_closing_the_loop_prints_nothing() -> None:

@@ -17,18 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workloads import Unavailable, make_loop
+from workloads import LOOPS, Unavailable, make_loop
 
-KINDS = [
-    "mioloop",
-    "mioloop-asyncio",
-    "asyncio",
-    "uvloop",
-    "rloop",
-    "tornado-mioloop",
-    "tornado-asyncio",
-    "tornado-uvloop",
-]
+#: The loops of the micro workloads, made the same way.
+KINDS = LOOPS
 STYLES = ["", "buffered", "streams"]
 READ_SIZE = 256 * 1024
 

@@ -67,15 +67,7 @@ pub(crate) fn fail_tornado(
         Failure::Exit(err) => Err(err),
         Failure::Report(err) => {
             let args = (describe(culprit), culprit, err.value(py));
-            if let Err(report_err) =
-                event_loop.call_method1(intern!(py, "_tornado_callback_failed"), args)
-            {
-                match classify(py, report_err) {
-                    Failure::Exit(exit) => return Err(exit),
-                    Failure::Report(e) => e.write_unraisable(py, Some(event_loop)),
-                }
-            }
-            Ok(())
+            report_to(event_loop, intern!(py, "_tornado_callback_failed"), args)
         }
     }
 }
@@ -103,10 +95,24 @@ pub(crate) fn call_exception_handler(
     context: Bound<'_, PyDict>,
 ) -> PyResult<()> {
     let py = event_loop.py();
-    if let Err(handler_err) =
-        event_loop.call_method1(intern!(py, "call_exception_handler"), (context,))
-    {
-        match classify(py, handler_err) {
+    report_to(
+        event_loop,
+        intern!(py, "call_exception_handler"),
+        (context,),
+    )
+}
+
+/// Calls the loop's reporting method `method` with `args`; an exception from it
+/// is unraisable (reporting one error must not lose it to another), unless it is
+/// an exit.
+fn report_to<'py>(
+    event_loop: &Bound<'py, PyAny>,
+    method: &Bound<'py, pyo3::types::PyString>,
+    args: impl pyo3::call::PyCallArgs<'py>,
+) -> PyResult<()> {
+    let py = event_loop.py();
+    if let Err(report_err) = event_loop.call_method1(method, args) {
+        match classify(py, report_err) {
             Failure::Exit(exit) => return Err(exit),
             Failure::Report(e) => e.write_unraisable(py, Some(event_loop)),
         }
