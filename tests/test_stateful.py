@@ -10,6 +10,7 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, given, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+import mioloop
 from mioloop import IOLoop
 
 SETTINGS = settings(
@@ -29,6 +30,8 @@ class LoopModel(RuleBasedStateMachine):
         self.handlers: dict[int, int] = {}  # fd -> events
         self.fired: list[int] = []
         self.pending: dict[int, object] = {}  # timer id -> handle
+        self.deadlines: dict[int, float] = {}  # timer id -> deadline
+        self.unread: set[int] = set()  # fds whose peer wrote what nobody read yet
         self.removed: set[int] = set()
         self.next_id = 0
         self.events_seen: list[tuple[int, int]] = []
@@ -43,6 +46,7 @@ class LoopModel(RuleBasedStateMachine):
         self.events_seen.append((fd, events))
         if events & IOLoop.READ:
             self.by_fd[fd].recv(100)
+            self.unread.discard(fd)
 
     @rule(i=st.integers(0, 2), events=st.sampled_from([1, 4, 5, 8, 0]))
     def add_handler(self, i: int, events: int) -> None:
@@ -74,12 +78,14 @@ class LoopModel(RuleBasedStateMachine):
     @rule(i=st.integers(0, 2))
     def peer_writes(self, i: int) -> None:
         self.socks[i][1].send(b"x")
+        self.unread.add(self.socks[i][0].fileno())
 
     @rule(delay=st.floats(-1, 0.002) | st.sampled_from([math.inf, 2.0**55]))
     def add_timeout(self, delay: float) -> None:
         tid = self.next_id
         self.next_id += 1
-        self.pending[tid] = self.loop.add_timeout(self.loop.time() + delay, self.fired.append, tid)
+        self.deadlines[tid] = self.loop.time() + delay
+        self.pending[tid] = self.loop.add_timeout(self.deadlines[tid], self.fired.append, tid)
 
     @precondition(lambda self: bool(self.pending))
     @rule(data=st.data())
@@ -91,7 +97,9 @@ class LoopModel(RuleBasedStateMachine):
     @rule()
     def run_briefly(self) -> None:
         self.events_seen.clear()
-        self.loop.add_timeout(self.loop.time() + 0.005, self.loop.stop)
+        stop_at = self.loop.time() + 0.005
+        self.loop.add_timeout(stop_at, self.loop.stop)
+        readable = {fd for fd in self.unread if self.handlers.get(fd, 0) & IOLoop.READ}
         self.loop.start()
         for fd, events in self.events_seen:
             assert fd in self.handlers
@@ -99,6 +107,28 @@ class LoopModel(RuleBasedStateMachine):
             assert events & ~(registered | IOLoop.ERROR) == 0
         for tid in self.fired:
             self.pending.pop(tid, None)
+        # Liveness: every timer due before the stop fired, and every fd that had
+        # data for a READ handler was served, within the 5 ms (many iterations).
+        overdue = [tid for tid in self.pending if self.deadlines[tid] < stop_at]
+        assert overdue == [], f"timers due but not fired: {overdue}"
+        assert readable <= {fd for fd, events in self.events_seen if events & IOLoop.READ}
+
+    @rule()
+    def close_and_start_over(self) -> None:
+        # Closing drops every handler and timer: none of them may run afterwards.
+        self.loop.close()
+        assert self.loop._stats()["handlers"] == 0
+        self.removed.update(self.pending)
+        self.pending.clear()
+        self.handlers.clear()
+        self.loop = IOLoop(make_current=False)
+        for a, _ in self.socks:
+            while True:
+                try:
+                    a.recv(4096)
+                except BlockingIOError:
+                    break
+        self.unread.clear()
 
     @invariant()
     def removed_timers_never_fire(self) -> None:
@@ -116,7 +146,13 @@ LoopModel.TestCase.settings = SETTINGS
 TestLoopModel = LoopModel.TestCase
 
 
+def _callable(*args: object, **kwargs: object) -> None:
+    pass
+
+
 arbitrary = st.one_of(
+    st.just(_callable),
+    st.just(print),
     st.none(),
     st.integers(-(2**70), 2**70),
     st.floats(allow_nan=True),
@@ -151,5 +187,36 @@ def test_arbitrary_arguments_raise_python_errors_only(args: list[object], method
         getattr(loop, method)(*args)
     except Exception:
         pass  # any ordinary exception is fine; PanicException is a BaseException
+    finally:
+        loop.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    args=st.lists(arbitrary, max_size=4),
+    kwargs=st.dictionaries(st.sampled_from(["context", "delay", "when", "callback"]), arbitrary, max_size=2),
+    method=st.sampled_from(
+        [
+            "call_soon",
+            "call_soon_threadsafe",
+            "call_later",
+            "call_at",
+            "add_reader",
+            "add_writer",
+            "remove_reader",
+            "remove_writer",
+            "add_signal_handler",
+            "remove_signal_handler",
+        ]
+    ),
+)
+def test_arbitrary_arguments_to_the_asyncio_face_raise_python_errors_only(
+    args: list[object], kwargs: dict[str, object], method: str
+) -> None:
+    loop = mioloop.new_event_loop()
+    try:
+        getattr(loop, method)(*args, **kwargs)
+    except Exception:
+        pass  # as above; the loop never runs, so a registered callable is not called
     finally:
         loop.close()
