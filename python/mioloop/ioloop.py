@@ -182,6 +182,11 @@ class IOLoop(EventLoop):
         ``timeout`` (seconds) and the work still pending then, it is cancelled and
         ``asyncio.TimeoutError`` is raised.
         """
+        if self.is_running():
+            # Refused before anything is queued: the function never runs (asyncio's
+            # rule for a nested run_until_complete; Tornado runs it later and its
+            # end then stops the outer loop).
+            raise RuntimeError("This event loop is already running")
         result_future: list[asyncio.Future[Any]] = []
 
         def run() -> None:
