@@ -62,14 +62,18 @@ impl<T> Inbox<T> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues `item` and wakes the poll. A closed inbox gives the item back.
-    pub fn push(&self, item: T) -> Result<(), T> {
-        match self.lock().as_mut() {
-            Some(queue) => queue.push_back(item),
+    /// Queues `item` and wakes the poll; returns how many items wait now. A closed
+    /// inbox gives the item back.
+    pub fn push(&self, item: T) -> Result<usize, T> {
+        let waiting = match self.lock().as_mut() {
+            Some(queue) => {
+                queue.push_back(item);
+                queue.len()
+            }
             None => return Err(item),
-        }
+        };
         self.wake();
-        Ok(())
+        Ok(waiting)
     }
 
     /// Wakes the poll, unless a wake-up is already on its way.

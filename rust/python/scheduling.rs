@@ -95,7 +95,7 @@ impl LoopCore {
         context: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let (cb, handle) = self.cancellable(py, callback, args, context, "call_soon_threadsafe")?;
-        self.shared.push_threadsafe(cb);
+        self.shared.push_threadsafe(py, cb);
         Ok(handle.into_object())
     }
 
@@ -145,7 +145,7 @@ impl LoopCore {
         if self.shared.is_closed() {
             return Ok(());
         }
-        self.shared.push_threadsafe(cb);
+        self.shared.push_threadsafe(callback.py(), cb);
         Ok(())
     }
 

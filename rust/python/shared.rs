@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
 use mio::Registry;
+use pyo3::Python;
 
 use super::callback::PyCallback;
 use super::fd_owner::FdOwner;
@@ -18,6 +19,9 @@ use super::thread_id::{self, NO_THREAD};
 use crate::{Inbox, Reactor};
 
 pub(crate) type PyReactor = Reactor<PyCallback, FdOwner>;
+
+/// Items waiting in the inbox beyond which a producing thread yields the GIL.
+const BACKLOG_LIMIT: usize = 4 * crate::DRAIN_LIMIT;
 
 /// The state shared with handles, transports and other threads.
 pub(crate) struct Shared {
@@ -102,11 +106,21 @@ impl Shared {
     /// Queues a callback from any thread: onto the ready queue on the loop's
     /// thread, through the inbox (waking the poll) from any other. A loop closed
     /// meanwhile drops it silently, as Tornado does.
-    pub(crate) fn push_threadsafe(&self, callback: PyCallback) {
+    ///
+    /// Backpressure: a thread that finds more than [`BACKLOG_LIMIT`] items waiting
+    /// lets go of the GIL for a moment, so the loop's thread (which needs it to run
+    /// them) gets its turn instead of waiting out the interpreter's switch interval
+    /// behind every producer; the backlog, and the delay of the loop's timers and fds
+    /// under a flood, stay bounded.
+    pub(crate) fn push_threadsafe(&self, py: Python<'_>, callback: PyCallback) {
         if self.on_loop_thread() {
             self.push(callback);
-        } else if let Err(refused) = self.inbox.push(callback) {
-            drop(refused);
+            return;
+        }
+        match self.inbox.push(callback) {
+            Ok(waiting) if waiting > BACKLOG_LIMIT => py.detach(std::thread::yield_now),
+            Ok(_) => {}
+            Err(refused) => drop(refused),
         }
     }
 }
