@@ -14,11 +14,15 @@ With Tornado installed, ``mioloop.install()`` also makes ``mioloop.TornadoIOLoop
 
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
+from typing import TYPE_CHECKING
 
 from ._mioloop import Handle, TimerHandle
 from .eventloop import EventLoop, new_event_loop
 from .ioloop import IOLoop, PeriodicCallback
 from .policy import EventLoopPolicy, install, run
+
+if TYPE_CHECKING:  # at run time, imported on first use (it imports Tornado)
+    from ._tornado import TornadoIOLoop as TornadoIOLoop
 
 try:
     __version__ = _version("mioloop")
