@@ -6,6 +6,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,38 @@ def loop(request: pytest.FixtureRequest) -> Iterator[asyncio.AbstractEventLoop]:
     loop = mioloop.new_event_loop() if request.param == "mioloop" else asyncio.SelectorEventLoop()
     yield loop
     loop.close()
+
+
+@pytest.fixture(params=["tornado", "mioloop"])
+def ioloop_kind(request: pytest.FixtureRequest) -> str:
+    """Which classic IOLoop: Tornado's own (on asyncio) as the reference, or mioloop's."""
+    return str(request.param)
+
+
+@pytest.fixture
+def make_loop(ioloop_kind: str) -> Iterator[Callable[[], Any]]:
+    """Makes IOLoops of ``ioloop_kind``, closed (with their fds) afterwards."""
+    import tornado.ioloop
+
+    loops: list[Any] = []
+
+    def make() -> Any:
+        if ioloop_kind == "tornado":
+            asyncio.set_event_loop(None)
+            loop: Any = tornado.ioloop.IOLoop(make_current=False)
+        else:
+            loop = IOLoop(make_current=False)
+        loops.append(loop)
+        return loop
+
+    yield make
+    for loop in loops:
+        try:
+            loop.close(all_fds=True)
+        except (RuntimeError, KeyError):
+            # Tornado unmaps an IOLoop before a refused close: close what is left.
+            if not loop.asyncio_loop.is_closed():
+                loop.asyncio_loop.close()
 
 
 @pytest.fixture

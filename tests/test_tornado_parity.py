@@ -4,31 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import tornado.ioloop as tornado_ioloop
 
 import mioloop
-
-
-@pytest.fixture(params=["tornado", "mioloop"])
-def make_loop(request: pytest.FixtureRequest) -> Iterator[Callable[[], Any]]:
-    loops = []
-
-    def make() -> Any:
-        if request.param == "tornado":
-            asyncio.set_event_loop(None)
-            loop = tornado_ioloop.IOLoop(make_current=False)
-        else:
-            loop = mioloop.IOLoop(make_current=False)
-        loops.append(loop)
-        return loop
-
-    yield make
-    for loop in loops:
-        loop.close(all_fds=True)
 
 
 def scenario_order(loop: Any) -> list[Any]:

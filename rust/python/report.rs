@@ -39,17 +39,14 @@ pub(crate) fn fail(
     culprit: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
     let py = event_loop.py();
-    match classify(py, err) {
-        Failure::Exit(err) => Err(err),
-        Failure::Report(err) => {
-            let context = PyDict::new(py);
-            let message = format!("Exception in callback {}", describe(culprit));
-            context.set_item(intern!(py, "message"), message)?;
-            context.set_item(intern!(py, "exception"), err.value(py))?;
-            context.set_item(intern!(py, "callback"), culprit)?;
-            call_exception_handler(event_loop, context)
-        }
-    }
+    exit_or(py, err, |err| {
+        let context = PyDict::new(py);
+        let message = format!("Exception in callback {}", describe(culprit));
+        context.set_item(intern!(py, "message"), message)?;
+        context.set_item(intern!(py, "exception"), err.value(py))?;
+        context.set_item(intern!(py, "callback"), culprit)?;
+        call_exception_handler(event_loop, context)
+    })
 }
 
 /// Handles `err`, raised by `culprit`, a callback with Tornado's semantics
@@ -63,12 +60,18 @@ pub(crate) fn fail_tornado(
     culprit: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
     let py = event_loop.py();
+    exit_or(py, err, |err| {
+        let args = (describe(culprit), culprit, err.value(py));
+        report_to(event_loop, intern!(py, "_tornado_callback_failed"), args)
+    })
+}
+
+/// Returns an exit (`KeyboardInterrupt`, `SystemExit`); hands anything else to
+/// `report`.
+fn exit_or(py: Python<'_>, err: PyErr, report: impl FnOnce(PyErr) -> PyResult<()>) -> PyResult<()> {
     match classify(py, err) {
         Failure::Exit(err) => Err(err),
-        Failure::Report(err) => {
-            let args = (describe(culprit), culprit, err.value(py));
-            report_to(event_loop, intern!(py, "_tornado_callback_failed"), args)
-        }
+        Failure::Report(err) => report(err),
     }
 }
 
