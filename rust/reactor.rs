@@ -108,10 +108,35 @@ impl<C, H> Reactor<C, H> {
     pub fn pop(&mut self) -> Option<Ready<C>> {
         self.popped_since_clock = self.popped_since_clock.saturating_add(1);
         let item = self.ready.pop_front();
+        self.shrink_if_empty();
+        item
+    }
+
+    /// Moves the callbacks at the front of the queue into `out`, up to `max` of
+    /// them, stopping at the first timer or fd event (those are resolved when they
+    /// run). Returns how many it moved.
+    pub fn pop_calls(&mut self, out: &mut Vec<C>, max: usize) -> usize {
+        let mut moved = 0;
+        while moved < max {
+            match self.ready.pop_front() {
+                Some(Ready::Call(callback)) => out.push(callback),
+                Some(other) => {
+                    self.ready.push_front(other);
+                    break;
+                }
+                None => break,
+            }
+            moved += 1;
+        }
+        self.popped_since_clock = self.popped_since_clock.saturating_add(moved as u32);
+        self.shrink_if_empty();
+        moved
+    }
+
+    fn shrink_if_empty(&mut self) {
         if self.ready.is_empty() && self.ready.capacity() > READY_KEPT {
             self.ready.shrink_to(READY_KEPT);
         }
-        item
     }
 
     /// The queue's capacity (what its memory holds room for).

@@ -76,8 +76,9 @@ def test_exit_exception_leaves_start_and_queued_callbacks_run_once(
         io_loop.start()
     assert seen == [1]
     assert not io_loop.is_running()
+    io_loop.add_callback(seen.append, 4)  # after the ones left over
     run_for(io_loop, 0.02)
-    assert seen == [1, 2, 3]
+    assert seen == [1, 2, 3, 4]
 
 
 def test_keyboard_interrupt_in_a_timer_keeps_the_other_timers(io_loop: IOLoop) -> None:

@@ -19,6 +19,9 @@ use super::thread_id::{self, NO_THREAD};
 use super::transport::StreamTransport;
 use crate::{monotonic_now, Blocking, IoEvents, PollPlan, Work};
 
+/// The most callbacks taken from the ready queue under one lock.
+const CALL_BATCH: usize = 64;
+
 /// Releases the GIL while the poll blocks, so other Python threads run.
 struct ReleaseGil<'py>(Python<'py>);
 
@@ -85,29 +88,59 @@ impl LoopCore {
             py.check_signals()?;
             dispatch_signals(slf, &signums)?;
         }
-        // Items are taken one at a time, each popped and resolved under one lock: if
-        // one raises KeyboardInterrupt, the rest are still queued and run exactly
-        // once, on the next start().
-        for _ in 0..collected.run {
+        // Callbacks at the front of the queue are taken a batch at a time under one
+        // lock; a timer or an fd event is taken alone and resolved when it runs (a
+        // callback before it may cancel or remove it). If an item raises
+        // KeyboardInterrupt, the rest of its batch goes back to the front: what was
+        // collected runs exactly once, on the next start().
+        let mut left = collected.run;
+        let mut calls = Vec::new();
+        while left > 0 {
             let job = {
                 let mut reactor = self.lock();
-                let Some(item) = reactor.pop() else {
-                    break;
-                };
-                match reactor.resolve(item) {
-                    None => continue,
-                    Some(Work::Call(callback)) => Job::Call(callback),
-                    Some(Work::Io {
-                        token,
-                        handler,
-                        events,
-                        ..
-                    }) => Job::Fd(token, handler.job(py, events), events),
+                if reactor.pop_calls(&mut calls, left.min(CALL_BATCH)) > 0 {
+                    None
+                } else {
+                    let Some(item) = reactor.pop() else {
+                        break;
+                    };
+                    left -= 1;
+                    match reactor.resolve(item) {
+                        None => continue,
+                        Some(Work::Call(callback)) => Some(Job::Call(callback)),
+                        Some(Work::Io {
+                            token,
+                            handler,
+                            events,
+                            ..
+                        }) => Some(Job::Fd(token, handler.job(py, events), events)),
+                    }
                 }
             };
             match job {
-                Job::Call(callback) => self.run_callback(slf, &callback)?,
-                Job::Fd(token, job, events) => self.run_fd_job(slf, token, job, events)?,
+                None => {
+                    left -= calls.len();
+                    self.run_calls(slf, &mut calls)?;
+                }
+                Some(Job::Call(callback)) => self.run_callback(slf, &callback)?,
+                Some(Job::Fd(token, job, events)) => self.run_fd_job(slf, token, job, events)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a batch of callbacks in order, leaving `calls` empty; on an exit, puts
+    /// the ones that did not run back at the front of the queue.
+    fn run_calls(&self, slf: &Bound<'_, Self>, calls: &mut Vec<PyCallback>) -> PyResult<()> {
+        let mut batch = calls.drain(..);
+        while let Some(callback) = batch.next() {
+            if let Err(exit) = self.run_callback(slf, &callback) {
+                let rest: Vec<PyCallback> = batch.collect();
+                let mut reactor = self.lock();
+                for callback in rest.into_iter().rev() {
+                    reactor.push_front(crate::Ready::Call(callback));
+                }
+                return Err(exit);
             }
         }
         Ok(())
