@@ -116,6 +116,7 @@ impl<C, H> Reactor<C, H> {
     /// them, stopping at the first timer or fd event (those are resolved when they
     /// run). Returns how many it moved.
     pub fn pop_calls(&mut self, out: &mut Vec<C>, max: usize) -> usize {
+        out.reserve(max);
         let mut moved = 0;
         while moved < max {
             match self.ready.pop_front() {
@@ -137,11 +138,6 @@ impl<C, H> Reactor<C, H> {
         if self.ready.is_empty() && self.ready.capacity() > READY_KEPT {
             self.ready.shrink_to(READY_KEPT);
         }
-    }
-
-    /// The queue's capacity (what its memory holds room for).
-    pub fn ready_capacity(&self) -> usize {
-        self.ready.capacity()
     }
 
     /// Puts an item back at the front of the queue (it was popped, then the
@@ -207,12 +203,12 @@ mod tests {
         for i in 0..100_000 {
             reactor.push(i);
         }
-        assert!(reactor.ready_capacity() >= 100_000);
+        assert!(reactor.ready.capacity() >= 100_000);
         let mut popped = 0;
         while reactor.pop().is_some() {
             popped += 1;
         }
         assert_eq!(popped, 100_000);
-        assert!(reactor.ready_capacity() <= READY_KEPT);
+        assert!(reactor.ready.capacity() <= READY_KEPT);
     }
 }

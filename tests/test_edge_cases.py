@@ -24,11 +24,6 @@ from .conftest import LogCapture
 
 
 @pytest.fixture
-def kind(ioloop_kind: str) -> str:
-    return ioloop_kind
-
-
-@pytest.fixture
 def socketpairs() -> Iterator[list[tuple[socket.socket, socket.socket]]]:
     pairs = [socket.socketpair() for _ in range(3)]
     for a, b in pairs:
@@ -229,11 +224,11 @@ def test_a_nested_run_sync_is_refused_and_its_function_never_runs() -> None:
 # Threads
 
 
-def test_a_loop_runs_in_a_thread_that_is_not_the_main_one_and_is_current_there(kind: str) -> None:
+def test_a_loop_runs_in_a_thread_that_is_not_the_main_one_and_is_current_there(ioloop_kind: str) -> None:
     seen: dict[str, Any] = {}
 
     def worker() -> None:
-        if kind == "tornado":
+        if ioloop_kind == "tornado":
             asyncio.set_event_loop(asyncio.new_event_loop())
             loop: Any = tornado_ioloop.IOLoop.current()
             current = tornado_ioloop.IOLoop.current
@@ -320,7 +315,9 @@ def run_periodic(
     return starts, loop
 
 
-def test_periodic_callback_skips_missed_ticks_and_stays_anchored(make_loop: Callable[[], Any], kind: str) -> None:
+def test_periodic_callback_skips_missed_ticks_and_stays_anchored(
+    make_loop: Callable[[], Any], ioloop_kind: str
+) -> None:
     period = 0.05
 
     def callback(pc: Any, starts: list[float]) -> None:
@@ -328,7 +325,7 @@ def test_periodic_callback_skips_missed_ticks_and_stays_anchored(make_loop: Call
         if len(starts) == 2:
             time.sleep(2.2 * period)  # overruns two ticks
 
-    starts, _ = run_periodic(make_loop, kind, callback, period, run_for=0.5)
+    starts, _ = run_periodic(make_loop, ioloop_kind, callback, period, run_for=0.5)
     first = starts[0]
     ticks = [(t - first) / period for t in starts]
     # Every run starts on the grid of the first one (within 30% of a period) ...
@@ -338,29 +335,29 @@ def test_periodic_callback_skips_missed_ticks_and_stays_anchored(make_loop: Call
     assert numbers[:3] == [0, 1, 4], numbers
 
 
-def test_periodic_callback_stopped_from_inside_runs_no_more(make_loop: Callable[[], Any], kind: str) -> None:
+def test_periodic_callback_stopped_from_inside_runs_no_more(make_loop: Callable[[], Any], ioloop_kind: str) -> None:
     def callback(pc: Any, starts: list[float]) -> None:
         starts.append(time.monotonic())
         if len(starts) == 2:
             pc.stop()
 
-    starts, _ = run_periodic(make_loop, kind, callback, 0.01, run_for=0.1)
+    starts, _ = run_periodic(make_loop, ioloop_kind, callback, 0.01, run_for=0.1)
     assert len(starts) == 2
 
 
-def test_periodic_callback_started_twice_keeps_one_schedule(make_loop: Callable[[], Any], kind: str) -> None:
+def test_periodic_callback_started_twice_keeps_one_schedule(make_loop: Callable[[], Any], ioloop_kind: str) -> None:
     def callback(pc: Any, starts: list[float]) -> None:
         starts.append(time.monotonic())
         if len(starts) == 1:
             pc.start()
 
-    starts, _ = run_periodic(make_loop, kind, callback, 0.02, run_for=0.21)
+    starts, _ = run_periodic(make_loop, ioloop_kind, callback, 0.02, run_for=0.21)
     # One schedule: about ten runs in 210 ms, not twenty.
     assert 7 <= len(starts) <= 11, len(starts)
 
 
 def test_periodic_callback_whose_coroutine_raises_is_logged_and_keeps_running(
-    make_loop: Callable[[], Any], kind: str, app_log: Any
+    make_loop: Callable[[], Any], ioloop_kind: str, app_log: Any
 ) -> None:
     async def fails() -> None:
         raise ZeroDivisionError("periodic")
@@ -369,7 +366,7 @@ def test_periodic_callback_whose_coroutine_raises_is_logged_and_keeps_running(
         starts.append(time.monotonic())
         return fails()
 
-    starts, _ = run_periodic(make_loop, kind, callback, 0.01, run_for=0.1)
+    starts, _ = run_periodic(make_loop, ioloop_kind, callback, 0.01, run_for=0.1)
     errors = [r for r in app_log.records if r.exc_info and isinstance(r.exc_info[1], ZeroDivisionError)]
     assert len(starts) >= 5
     assert len(errors) == len(starts)

@@ -98,7 +98,9 @@ impl LoopCore {
         while left > 0 {
             let job = {
                 let mut reactor = self.lock();
-                if reactor.pop_calls(&mut calls, left.min(CALL_BATCH)) > 0 {
+                // A lone item goes the plain way: a batch of one would cost the
+                // buffer's allocation for nothing.
+                if left > 1 && reactor.pop_calls(&mut calls, left.min(CALL_BATCH)) > 0 {
                     None
                 } else {
                     let Some(item) = reactor.pop() else {
