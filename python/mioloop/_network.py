@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ._mioloop import StreamTransport
+from ._tls import Tls, check_no_tls, check_plain_socket, client_tls, server_tls, start_tls_options
 from .server import Server
 
 __all__ = ["NetworkMethods"]
@@ -28,23 +29,6 @@ __all__ = ["NetworkMethods"]
 _logger = logging.getLogger("asyncio")
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
-
-
-def _refuse_tls(
-    ssl: Any,
-    server_hostname: Any = None,
-    ssl_handshake_timeout: Any = None,
-    ssl_shutdown_timeout: Any = None,
-) -> None:
-    if ssl:
-        raise NotImplementedError("mioloop does not support TLS (ssl=) yet")
-    for name, value in (
-        ("server_hostname", server_hostname),
-        ("ssl_handshake_timeout", ssl_handshake_timeout),
-        ("ssl_shutdown_timeout", ssl_shutdown_timeout),
-    ):
-        if value is not None:
-            raise ValueError(f"{name} is only meaningful with ssl")
 
 
 def _interleave(infos: list[Any], first_family_count: int) -> list[Any]:
@@ -103,19 +87,59 @@ class NetworkMethods:
         return self._make_stream_transport(sock, protocol, extra, server)
 
     async def _connected_transport(
-        self, sock: socket.socket, protocol_factory: ProtocolFactory
-    ) -> tuple[StreamTransport, asyncio.BaseProtocol]:
+        self, sock: socket.socket, protocol_factory: ProtocolFactory, tls: Tls | None = None
+    ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        """The transport and protocol of a connected socket, once
+        ``connection_made`` ran (after the TLS handshake with ``tls``)."""
         protocol = protocol_factory()
         waiter = self.create_future()
-        transport = self._make_stream(sock, protocol)
-        # After connection_made and the start of reading, which are queued first.
-        self.call_soon(_resolve_waiter, waiter)
+        transport: asyncio.Transport
+        if tls is None:
+            wire = transport = self._make_stream(sock, protocol)  # type: ignore[assignment]
+            # After connection_made and the start of reading, which are queued first.
+            self.call_soon(_resolve_waiter, waiter)
+        else:
+            tls_protocol = tls.protocol(self, protocol, waiter)  # type: ignore[arg-type]
+            wire = self._make_stream(sock, tls_protocol)
+            transport = tls_protocol._app_transport
+        try:
+            await waiter
+        except BaseException:
+            wire.close()
+            raise
+        return transport, protocol
+
+    async def start_tls(
+        self,
+        transport: asyncio.BaseTransport,
+        protocol: asyncio.BaseProtocol,
+        sslcontext: Any,
+        *,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+    ) -> asyncio.Transport:
+        """Upgrades an open connection to TLS: returns the TLS transport, which
+        ``protocol`` is now attached to, once the handshake is done."""
+        tls = start_tls_options(
+            transport, sslcontext, server_side, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout
+        )
+        waiter = self.create_future()
+        tls_protocol = tls.protocol(self, protocol, waiter, call_connection_made=False)  # type: ignore[arg-type]
+        # Nothing is read until the TLS protocol is in place.
+        transport.pause_reading()  # type: ignore[attr-defined]
+        transport.set_protocol(tls_protocol)
+        made = self.call_soon(tls_protocol.connection_made, transport)
+        resumed = self.call_soon(transport.resume_reading)  # type: ignore[attr-defined]
         try:
             await waiter
         except BaseException:
             transport.close()
+            made.cancel()
+            resumed.cancel()
             raise
-        return transport, protocol
+        return tls_protocol._app_transport  # type: ignore[return-value]
 
     async def create_connection(
         self,
@@ -135,17 +159,18 @@ class NetworkMethods:
         happy_eyeballs_delay: float | None = None,
         interleave: int | None = None,
         all_errors: bool = False,
-    ) -> tuple[StreamTransport, asyncio.BaseProtocol]:
+    ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
         """Opens a TCP connection to ``host``:``port`` (each address ``getaddrinfo``
         gives, in turn, or raced ``happy_eyeballs_delay`` seconds apart) or over the
         connected ``sock``, and returns ``(transport, protocol)``."""
-        _refuse_tls(ssl, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
+        tls = client_tls(ssl, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout, host=host)
+        check_plain_socket(sock)
         if host is None and port is None:
             if sock is None:
                 raise ValueError("host and port was not specified and no sock specified")
             if sock.type != socket.SOCK_STREAM:
                 raise ValueError(f"A Stream Socket was expected, got {sock!r}")
-            return await self._connected_transport(sock, protocol_factory)
+            return await self._connected_transport(sock, protocol_factory, tls)
         if sock is not None:
             raise ValueError("host/port and sock can not be specified at the same time")
         if happy_eyeballs_delay is not None and interleave is None:
@@ -181,7 +206,7 @@ class NetworkMethods:
                 raise _connect_error(errors, all_errors)
         finally:
             errors = []  # no cycle through the traceback
-        return await self._connected_transport(connected, protocol_factory)
+        return await self._connected_transport(connected, protocol_factory, tls)
 
     async def _connect_one(self, errors: list[OSError], info: Any, local_infos: list[Any] | None) -> socket.socket:
         family, type_, proto, _, address = info
@@ -240,7 +265,8 @@ class NetworkMethods:
         """Listens on ``host``:``port`` (every address of every host given; all
         interfaces for ``None`` or ``""``) or on ``sock``, and returns the
         :class:`Server`."""
-        _refuse_tls(ssl, None, ssl_handshake_timeout, ssl_shutdown_timeout)
+        tls = server_tls(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+        check_plain_socket(sock)
         if host is not None or port is not None:
             if sock is not None:
                 raise ValueError("host/port and sock can not be specified at the same time")
@@ -253,7 +279,7 @@ class NetworkMethods:
             sockets = [sock]
         for s in sockets:
             s.setblocking(False)
-        server = Server(self, sockets, protocol_factory, backlog)  # type: ignore[arg-type]
+        server = Server(self, sockets, protocol_factory, backlog, tls)  # type: ignore[arg-type]
         if start_serving:
             await server.start_serving()
         return server
@@ -326,10 +352,18 @@ class NetworkMethods:
         server_hostname: str | None = None,
         ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
-    ) -> tuple[StreamTransport, asyncio.BaseProtocol]:
+    ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
         """Connects to the Unix socket at ``path`` (or over ``sock``) and returns
         ``(transport, protocol)``."""
-        _refuse_tls(ssl, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
+        tls = client_tls(
+            ssl,
+            server_hostname,
+            ssl_handshake_timeout,
+            ssl_shutdown_timeout,
+            host=None,
+            need_hostname_message="you have to pass server_hostname when using ssl",
+        )
+        check_plain_socket(sock)
         if path is not None:
             if sock is not None:
                 raise ValueError("path and sock can not be specified at the same time")
@@ -345,7 +379,7 @@ class NetworkMethods:
             if sock is None:
                 raise ValueError("no path and sock were specified")
             _check_unix_stream(sock)
-        return await self._connected_transport(sock, protocol_factory)
+        return await self._connected_transport(sock, protocol_factory, tls)
 
     async def create_unix_server(
         self,
@@ -363,7 +397,8 @@ class NetworkMethods:
         """Listens on the Unix socket ``path`` (a stale socket file there is
         replaced; a path starting with a NUL byte is in the abstract namespace) or
         on ``sock``, and returns the :class:`Server`."""
-        _refuse_tls(ssl, None, ssl_handshake_timeout, ssl_shutdown_timeout)
+        tls = server_tls(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+        check_plain_socket(sock)
         if path is not None:
             if sock is not None:
                 raise ValueError("path and sock can not be specified at the same time")
@@ -386,7 +421,7 @@ class NetworkMethods:
                 raise ValueError("path was not specified, and no sock specified")
             _check_unix_stream(sock)
         sock.setblocking(False)
-        server = Server(self, [sock], protocol_factory, backlog)  # type: ignore[arg-type]
+        server = Server(self, [sock], protocol_factory, backlog, tls)  # type: ignore[arg-type]
         if start_serving:
             await server.start_serving()
         return server
@@ -399,12 +434,15 @@ class NetworkMethods:
         ssl: Any = None,
         ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
-    ) -> tuple[StreamTransport, asyncio.BaseProtocol]:
+    ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
         """Wraps a connection accepted elsewhere in a transport and a protocol."""
-        _refuse_tls(ssl, None, ssl_handshake_timeout, ssl_shutdown_timeout)
+        tls = server_tls(ssl, ssl_handshake_timeout, ssl_shutdown_timeout) if ssl else None
+        if tls is None:
+            check_no_tls(ssl_handshake_timeout, ssl_shutdown_timeout)
+        check_plain_socket(sock)
         if sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A Stream Socket was expected, got {sock!r}")
-        return await self._connected_transport(sock, protocol_factory)
+        return await self._connected_transport(sock, protocol_factory, tls)
 
 
 def _check_unix_stream(sock: socket.socket) -> None:

@@ -143,18 +143,16 @@ class SendfileMethods:
 
     async def _sendfile_fallback(self, transport: Any, file: Any, offset: int, count: int | None) -> int:
         check_sendfile_args(file, offset, count)
+        flow = _FlowControl(transport)
+        try:
 
-        async def write(chunk: memoryview) -> None:
-            if transport.is_closing():
-                raise ConnectionError("Connection closed by peer")
-            transport.write(bytes(chunk))
-            if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
-                await _drained(transport)
+            async def write(chunk: memoryview) -> None:
+                await flow.writable()
+                transport.write(bytes(chunk))
 
-        total = await copy_file_range(self.run_in_executor, file, offset, count, write)
-        if transport.get_write_buffer_size():
-            await _drained(transport)
-        return total
+            return await copy_file_range(self.run_in_executor, file, offset, count, write)
+        finally:
+            flow.restore()
 
 
 async def copy_file_range(
@@ -185,12 +183,62 @@ async def copy_file_range(
     return total
 
 
-async def _drained(transport: Any) -> None:
-    """Waits until ``transport``'s buffer is sent (``ConnectionError`` if it is lost)."""
-    if isinstance(transport, StreamTransport):
-        await transport._wait_writable()
-        return
-    while transport.get_write_buffer_size() and not transport.is_closing():
-        await asyncio.sleep(0.001)
-    if transport.is_closing():
-        raise ConnectionError("Connection closed by peer")
+class _FlowControl(asyncio.Protocol):
+    """Stands in for a transport's protocol while a file is copied through it:
+    reading is paused, and ``writable()`` waits while the transport's buffer is
+    over its high-water mark. ``restore()`` gives the protocol back, telling it of
+    a pause or resume it missed meanwhile."""
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self._protocol = transport.get_protocol()
+        self._was_reading = transport.is_reading()
+        self._paused: asyncio.Future[None] | None = None
+        #: A resume_writing came for a pause the protocol itself saw.
+        self._owed_resume = False
+        self._lost = False
+        transport.pause_reading()
+        transport.set_protocol(self)
+
+    async def writable(self) -> None:
+        if self._lost or self._transport.is_closing():
+            raise ConnectionError("Connection closed by peer")
+        if self._paused is not None:
+            await asyncio.shield(self._paused)
+
+    def pause_writing(self) -> None:
+        if self._paused is None:
+            self._paused = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        paused, self._paused = self._paused, None
+        if paused is None:
+            self._owed_resume = True
+        elif not paused.done():
+            paused.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        raise RuntimeError("Invalid state: reading should be paused")
+
+    def eof_received(self) -> bool:
+        raise RuntimeError("Invalid state: reading should be paused")
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._lost = True
+        paused, self._paused = self._paused, None
+        if paused is not None and not paused.done():
+            paused.set_exception(ConnectionError("Connection closed by peer"))
+            paused.exception()  # retrieved: writable() may not be waiting on it
+        self._protocol.connection_lost(exc)
+
+    def restore(self) -> None:
+        if self._lost:
+            return
+        self._transport.set_protocol(self._protocol)
+        if self._was_reading:
+            self._transport.resume_reading()
+        if self._owed_resume:
+            self._protocol.resume_writing()
+        if self._paused is not None:
+            self._protocol.pause_writing()
+            self._paused.cancel()

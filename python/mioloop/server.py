@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ._tls import Tls
     from .eventloop import EventLoop
 
 __all__ = ["Server"]
@@ -34,8 +35,10 @@ class Server(asyncio.AbstractServer):
         sockets: list[socket.socket],
         protocol_factory: Callable[[], asyncio.BaseProtocol],
         backlog: int,
+        tls: Tls | None = None,
     ) -> None:
         self._loop = loop
+        self._tls = tls
         self._sockets: list[socket.socket] | None = sockets
         self._protocol_factory = protocol_factory
         self._backlog = backlog
@@ -95,6 +98,10 @@ class Server(asyncio.AbstractServer):
             conn.setblocking(False)
             try:
                 protocol = self._protocol_factory()
+                if self._tls is not None:
+                    waiter = self._loop.create_future()
+                    waiter.add_done_callback(self._handshake_done)
+                    protocol = self._tls.protocol(self._loop, protocol, waiter)
                 self._loop._make_stream(conn, protocol, server=self)
             except (SystemExit, KeyboardInterrupt):
                 conn.close()
@@ -108,6 +115,17 @@ class Server(asyncio.AbstractServer):
                         "socket": trsock.TransportSocket(sock),
                     }
                 )
+
+    def _handshake_done(self, waiter: asyncio.Future[None]) -> None:
+        # A failed handshake has closed its connection; as asyncio, it is reported
+        # only in debug mode.
+        if waiter.cancelled():
+            return
+        exc = waiter.exception()
+        if exc is not None and self._loop.get_debug():
+            self._loop.call_exception_handler(
+                {"message": "Error on transport creation for incoming connection", "exception": exc}
+            )
 
     def _resume_accepting(self, sock: socket.socket) -> None:
         if self._serving and self._sockets is not None and sock in self._sockets:

@@ -94,6 +94,12 @@ impl StreamTransport {
         Ok(())
     }
 
+    /// `loop.start_tls` may upgrade this transport to TLS.
+    #[classattr]
+    fn _start_tls_compatible() -> bool {
+        true
+    }
+
     /// Whether `write_eof()` is supported: always, for a stream socket.
     fn can_write_eof(&self) -> bool {
         true

@@ -1,0 +1,148 @@
+"""TLS on the asyncio face: asyncio's own TLS state machine
+(``asyncio.sslproto.SSLProtocol``: an ``ssl.SSLObject`` over memory BIOs) driven
+over the Rust stream transport.
+
+The stream transport reads ciphertext straight into the TLS protocol's buffer (it
+is an ``asyncio.BufferedProtocol`` on 3.11+), so the only copies are the ones the
+TLS library makes to encrypt and decrypt. The application's protocol sees the
+TLS transport (``get_extra_info("ssl_object")``, ``"peercert"``, ``"cipher"``...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+from asyncio import sslproto
+from dataclasses import dataclass
+from typing import Any
+
+try:
+    import ssl as _ssl
+except ImportError:  # pragma: no cover - CPython built without OpenSSL
+    _ssl = None  # type: ignore[assignment]
+
+__all__ = ["Tls", "check_no_tls", "client_tls", "server_tls"]
+
+
+@dataclass(frozen=True)
+class Tls:
+    """How to wrap one connection in TLS. The timeouts are checked here, before
+    anything connects or listens."""
+
+    context: Any
+    server_side: bool
+    server_hostname: str | None
+    handshake_timeout: float | None
+    shutdown_timeout: float | None
+
+    def __post_init__(self) -> None:
+        for name, value in (
+            ("ssl_handshake_timeout", self.handshake_timeout),
+            ("ssl_shutdown_timeout", self.shutdown_timeout),
+        ):
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} should be a positive number, got {value}")
+
+    def protocol(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        app_protocol: asyncio.BaseProtocol,
+        waiter: asyncio.Future[Any],
+        *,
+        call_connection_made: bool = True,
+    ) -> sslproto.SSLProtocol:
+        """The TLS protocol to put on the wire transport: it completes the
+        handshake, resolves ``waiter`` and then calls the application's
+        ``connection_made`` with the TLS transport."""
+        timeouts: dict[str, float | None] = {"ssl_handshake_timeout": self.handshake_timeout}
+        if sys.version_info >= (3, 11):
+            # 3.10's TLS protocol has no shutdown timeout (nor does asyncio's API there).
+            timeouts["ssl_shutdown_timeout"] = self.shutdown_timeout
+        return sslproto.SSLProtocol(
+            loop,
+            app_protocol,
+            self.context,
+            waiter,
+            self.server_side,
+            self.server_hostname,
+            call_connection_made=call_connection_made,
+            **timeouts,  # type: ignore[arg-type]
+        )
+
+
+def _need_ssl_module() -> None:
+    if _ssl is None:  # pragma: no cover
+        raise RuntimeError("Python ssl module is not available")
+
+
+def check_no_tls(handshake_timeout: float | None, shutdown_timeout: float | None) -> None:
+    """The TLS timeouts were given without ``ssl``: refused, as asyncio does."""
+    if handshake_timeout is not None:
+        raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+    if shutdown_timeout is not None:
+        raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+
+
+def check_plain_socket(sock: socket.socket | None) -> None:
+    """A socket already wrapped by ``ssl.wrap_socket`` cannot be used."""
+    if _ssl is not None and isinstance(sock, _ssl.SSLSocket):
+        raise TypeError("Socket cannot be of type SSLSocket")
+
+
+def client_tls(
+    ssl: Any,
+    server_hostname: str | None,
+    handshake_timeout: float | None,
+    shutdown_timeout: float | None,
+    *,
+    host: str | None,
+    need_hostname_message: str = "You must set server_hostname when using ssl without a host",
+) -> Tls | None:
+    """The TLS options of a client connection (``ssl=True`` or a context), or
+    ``None`` without ``ssl``; the host name to verify defaults to ``host``."""
+    if not ssl:
+        if server_hostname is not None:
+            raise ValueError("server_hostname is only meaningful with ssl")
+        check_no_tls(handshake_timeout, shutdown_timeout)
+        return None
+    _need_ssl_module()
+    if server_hostname is None:
+        if not host:
+            raise ValueError(need_hostname_message)
+        server_hostname = host
+    context = None if isinstance(ssl, bool) else ssl
+    if context is not None and not isinstance(context, _ssl.SSLContext):
+        raise TypeError(f"ssl argument must be an SSLContext, a bool or None, got {ssl!r}")
+    return Tls(context, False, server_hostname, handshake_timeout, shutdown_timeout)
+
+
+def server_tls(ssl: Any, handshake_timeout: float | None, shutdown_timeout: float | None) -> Tls | None:
+    """The TLS options of the server side (``ssl`` must be a context), or
+    ``None`` without ``ssl``."""
+    if isinstance(ssl, bool):
+        raise TypeError("ssl argument must be an SSLContext or None")
+    if ssl is None:
+        check_no_tls(handshake_timeout, shutdown_timeout)
+        return None
+    _need_ssl_module()
+    if not isinstance(ssl, _ssl.SSLContext):
+        raise TypeError(f"ssl argument must be an SSLContext or None, got {ssl!r}")
+    return Tls(ssl, True, None, handshake_timeout, shutdown_timeout)
+
+
+def start_tls_options(
+    transport: asyncio.BaseTransport,
+    sslcontext: Any,
+    server_side: bool,
+    server_hostname: str | None,
+    handshake_timeout: float | None,
+    shutdown_timeout: float | None,
+) -> Tls:
+    """The TLS options of ``loop.start_tls``: refuses what it cannot upgrade."""
+    _need_ssl_module()
+    if not isinstance(sslcontext, _ssl.SSLContext):
+        raise TypeError(f"sslcontext is expected to be an instance of ssl.SSLContext, got {sslcontext!r}")
+    if not getattr(transport, "_start_tls_compatible", False):
+        raise TypeError(f"transport {transport!r} is not supported by start_tls()")
+    return Tls(sslcontext, server_side, server_hostname, handshake_timeout, shutdown_timeout)
