@@ -207,6 +207,7 @@ def test_close_sends_close_notify_and_the_peer_sees_a_clean_eof(loop: asyncio.Ab
 
         def connection_lost(self, exc: BaseException | None) -> None:
             seen.append(("lost", exc))
+            self.transport.close()
 
     async def main() -> None:
         server = await loop.create_server(Server, "127.0.0.1", 0, ssl=server_context())
@@ -224,7 +225,8 @@ def test_close_sends_close_notify_and_the_peer_sees_a_clean_eof(loop: asyncio.Ab
         await server.wait_closed()
 
     run(loop, main())
-    assert seen == [b"bye", "eof", ("lost", None)]
+    # 3.10's TLS protocol does not pass the close_notify on as eof_received().
+    assert seen == ([b"bye", "eof", ("lost", None)] if sys.version_info >= (3, 11) else [b"bye", ("lost", None)])
 
 
 def test_server_close_reaches_the_client_as_eof(loop: asyncio.AbstractEventLoop) -> None:
@@ -291,6 +293,7 @@ def test_start_tls_upgrades_a_plain_connection_on_both_sides(loop: asyncio.Abstr
         assert server_transport.get_extra_info("ssl_object").server_side
         transport.close()
         writer.close()
+        server_transport.close()
         server.close()
         await server.wait_closed()
         return go, reply
@@ -332,11 +335,12 @@ def test_connect_accepted_socket_serves_tls(loop: asyncio.AbstractEventLoop) -> 
             asyncio.open_connection("127.0.0.1", port, ssl=client_context(), server_hostname="localhost")
         )
         conn, _ = await loop.sock_accept(listener)
-        await loop.connect_accepted_socket(Echo, conn, ssl=server_context())
+        accepted, _ = await loop.connect_accepted_socket(Echo, conn, ssl=server_context())
         reader, writer = await connecting
         writer.write(b"accepted")
         got = await reader.readexactly(8)
         writer.close()
+        accepted.close()
         await writer.wait_closed()
         return got
 
