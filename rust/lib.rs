@@ -19,6 +19,7 @@ mod iteration;
 mod native_loop;
 mod poller;
 mod reactor;
+mod sock_addr;
 mod timer_heap;
 mod token;
 mod write_queue;
@@ -33,13 +34,17 @@ pub use iteration::{Collected, PollPlan, Work, BUSY_POLL_INTERVAL, MAX_POLL_TIME
 pub use native_loop::{NativeLoop, NativeLoopHandle};
 pub use poller::{Blocking, InPlace, Poller};
 pub use reactor::{Reactor, Ready};
+pub use sock_addr::{Address, SockAddr};
 pub use timer_heap::{TimerHeap, TimerKey};
 pub use token::{TOKEN_SIGNAL, TOKEN_WAKER};
 pub use write_queue::WriteQueue;
 
 /// Non-blocking socket I/O on raw fds (what transports call).
 pub mod io {
-    pub use crate::fd_io::{read, send, send_vectored, sendfile, shutdown_write};
+    pub use crate::fd_io::{
+        read, recv_from, send, send_to, send_vectored, sendfile, shutdown_write, write,
+        write_vectored,
+    };
 }
 
 #[cfg(feature = "python")]

@@ -7,7 +7,17 @@ from typing import Any, ClassVar, Protocol, SupportsFloat, TypeAlias, final
 
 from typing_extensions import Self, TypeVarTuple, Unpack, disjoint_base
 
-__all__ = ["ERROR", "READ", "WRITE", "Handle", "LoopCore", "StreamTransport", "TimerHandle", "_bench_calls"]
+__all__ = [
+    "ERROR",
+    "READ",
+    "WRITE",
+    "DatagramTransport",
+    "Handle",
+    "LoopCore",
+    "StreamTransport",
+    "TimerHandle",
+    "_bench_calls",
+]
 
 def _bench_calls(func: Callable[[], object], n: int) -> float:
     """Calls ``func()`` ``n`` times from native code and returns the seconds it took."""
@@ -96,6 +106,36 @@ class StreamTransport:
         """Sends up to ``count`` bytes of the file from ``offset`` with ``sendfile(2)``."""
     def _force_close(self, exc: BaseException) -> None:
         """Ends the connection after a failed sendfile."""
+    _start_tls_compatible: ClassVar[bool]
+
+@final
+class DatagramTransport:
+    """asyncio's transport for a UDP or Unix datagram socket; the reads, the sends
+    and the queue of datagrams are in Rust. Made by ``create_datagram_endpoint``."""
+
+    def sendto(self, data: bytes | bytearray | memoryview, addr: Any = None) -> None:
+        """Sends ``data`` to ``addr``, or to the connected peer or ``remote_addr``;
+        what the socket cannot take at once is queued."""
+    def close(self) -> None:
+        """Closes the transport once the queued datagrams are sent."""
+    def abort(self) -> None:
+        """Closes the transport at once, dropping queued datagrams."""
+    def is_closing(self) -> bool:
+        """Whether the transport is closing or closed."""
+    def get_write_buffer_size(self) -> int:
+        """How many bytes are queued (with a few bytes of header each)."""
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        """The ``(low, high)`` water marks of the queue."""
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """Sets the water marks that pause and resume the protocol's writing."""
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """Information about the endpoint: ``socket``, ``sockname``, ``peername``."""
+    def get_protocol(self) -> Any:
+        """The protocol."""
+    def set_protocol(self, protocol: Any) -> None:
+        """Replaces the protocol."""
+    def _start_reading(self) -> None: ...
+    def _call_connection_lost(self, exc: BaseException | None) -> None: ...
 
 @disjoint_base
 class LoopCore:
@@ -199,5 +239,9 @@ class LoopCore:
         self, sock: Any, protocol: Any, extra: dict[str, Any], server: Any = None
     ) -> StreamTransport:
         """Makes the stream transport of a connected, non-blocking socket."""
+    def _make_datagram_transport(
+        self, sock: Any, protocol: Any, address: Any, extra: dict[str, Any]
+    ) -> DatagramTransport:
+        """Makes the datagram transport of a non-blocking datagram socket."""
     def _stats(self) -> dict[str, int]:
         """Sizes of the engine's queues: ``ready``, ``timers``, ``timer_heap``, ``handlers``."""

@@ -58,7 +58,7 @@ def _set_nodelay(sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def _resolve_waiter(waiter: asyncio.Future[None]) -> None:
+def resolve_waiter(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
 
@@ -97,7 +97,7 @@ class NetworkMethods:
         if tls is None:
             wire = transport = self._make_stream(sock, protocol)  # type: ignore[assignment]
             # After connection_made and the start of reading, which are queued first.
-            self.call_soon(_resolve_waiter, waiter)
+            self.call_soon(resolve_waiter, waiter)
         else:
             tls_protocol = tls.protocol(self, protocol, waiter)  # type: ignore[arg-type]
             wire = self._make_stream(sock, tls_protocol)

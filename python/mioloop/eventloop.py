@@ -22,6 +22,7 @@ import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
+from ._datagram import DatagramMethods
 from ._mioloop import LoopCore
 from ._network import NetworkMethods
 from ._sendfile import SendfileMethods
@@ -35,7 +36,9 @@ __all__ = ["EventLoop", "new_event_loop"]
 _app_log = logging.getLogger("tornado.application")
 
 
-class EventLoop(SocketMethods, NetworkMethods, SendfileMethods, SignalMethods, LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
+class EventLoop(  # type: ignore[misc]
+    SocketMethods, NetworkMethods, DatagramMethods, SendfileMethods, SignalMethods, LoopCore, asyncio.AbstractEventLoop
+):
     """An asyncio event loop on mioloop's engine.
 
     ::

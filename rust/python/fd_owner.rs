@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::callback::PyCallback;
-use super::transport::StreamTransport;
+use super::transport::TransportRef;
 use crate::IoEvents;
 
 /// Tornado's `add_handler(fd, handler, events)`: `handler(fileobj, events)`.
@@ -47,7 +47,7 @@ impl Watchers {
 pub(crate) enum FdOwner {
     Handler(TornadoHandler),
     Watchers(Watchers),
-    Transport(Py<StreamTransport>),
+    Transport(TransportRef),
 }
 
 /// What an fd event runs, taken out of the table (the reactor lock is not held
@@ -62,7 +62,7 @@ pub(crate) enum FdJob {
         reader: Option<Arc<PyCallback>>,
         writer: Option<Arc<PyCallback>>,
     },
-    Transport(Py<StreamTransport>),
+    Transport(TransportRef),
 }
 
 impl FdOwner {
@@ -113,7 +113,7 @@ impl FdOwner {
                 }
                 Ok(())
             }
-            FdOwner::Transport(t) => visit.call(t),
+            FdOwner::Transport(t) => t.traverse(visit),
         }
     }
 }

@@ -53,6 +53,7 @@ fn _mioloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     handle::add_to(m)?;
     m.add_class::<timer_handle::TimerHandle>()?;
     m.add_class::<transport::StreamTransport>()?;
+    m.add_class::<transport::DatagramTransport>()?;
     m.add("READ", crate::IoEvents::READ.bits())?;
     m.add("WRITE", crate::IoEvents::WRITE.bits())?;
     m.add("ERROR", crate::IoEvents::ERROR.bits())?;

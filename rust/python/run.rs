@@ -16,7 +16,6 @@ use super::core::LoopCore;
 use super::fd_owner::FdJob;
 use super::report;
 use super::thread_id::{self, NO_THREAD};
-use super::transport::StreamTransport;
 use crate::{monotonic_now, Blocking, IoEvents, PollPlan, Work};
 
 /// The most callbacks taken from the ready queue under one lock.
@@ -207,9 +206,7 @@ impl LoopCore {
                 drop::<Arc<PyCallback>>(writer);
                 Ok(())
             }
-            FdJob::Transport(transport) => {
-                StreamTransport::on_ready(transport.bind(py), token, events)
-            }
+            FdJob::Transport(transport) => transport.on_ready(py, token, events),
         }
     }
 }

@@ -13,7 +13,7 @@ pub(crate) fn with_bytes<T>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> T)
     }
     let buffer = PyUntypedBuffer::get(data).map_err(|_| {
         PyTypeError::new_err(format!(
-            "data argument must be a bytes-like object, not {:?}",
+            "data argument must be a bytes-like object, not '{}'",
             data.get_type()
                 .name()
                 .map(|n| n.to_string())

@@ -10,24 +10,17 @@
 use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use crate::python::callback::PyCallback;
+use super::common;
 use crate::python::core::LoopCore;
 use crate::python::errors;
 use crate::python::fd_owner::FdOwner;
 use crate::python::shared::Shared;
 use crate::{IoEvents, Trigger, WriteQueue};
-
-/// asyncio's default high-water mark of the write buffer.
-const DEFAULT_HIGH_WATER: usize = 64 * 1024;
-
-/// After this many writes to a lost connection, each further one logs a warning
-/// (asyncio's threshold).
-pub(super) const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u32 = 5;
 
 /// A stream transport's state, behind its mutex (never held while Python runs).
 pub(super) struct State {
@@ -139,12 +132,7 @@ impl StreamTransport {
         if !std::mem::take(&mut st.registered) {
             return None;
         }
-        let mut reactor = self.shared.lock();
-        let ours = matches!(
-            reactor.fds.get(self.fd).map(|e| &e.handler),
-            Some(FdOwner::Transport(t)) if std::ptr::eq(t.get(), self)
-        );
-        ours.then(|| reactor.remove_fd(self.fd)).flatten()
+        common::take_fd_if_ours(&self.shared, self.fd, (self as *const Self).cast())
     }
 
     /// The connection is lost from now on: nothing more is read or written, and
@@ -161,12 +149,7 @@ impl StreamTransport {
         func: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
     ) -> PyResult<()> {
-        if self.shared.is_closed() {
-            return Ok(());
-        }
-        let callback = PyCallback::asyncio(func, args, None, "call_soon")?;
-        self.shared.push(callback);
-        Ok(())
+        common::call_soon(&self.shared, func, args)
     }
 
     /// Drops the buffer and the fd at once; `connection_lost(exc)` follows on the
@@ -234,24 +217,6 @@ impl StreamTransport {
         }
         Self::maybe_pause_protocol(slf)
     }
-
-    pub(super) fn write_limits(
-        high: Option<usize>,
-        low: Option<usize>,
-    ) -> PyResult<(usize, usize)> {
-        let (high, low) = match (high, low) {
-            (None, None) => (DEFAULT_HIGH_WATER, DEFAULT_HIGH_WATER / 4),
-            (Some(high), None) => (high, high / 4),
-            (None, Some(low)) => (low.saturating_mul(4), low),
-            (Some(high), Some(low)) => (high, low),
-        };
-        if high < low {
-            return Err(PyValueError::new_err(format!(
-                "high ({high}) must be >= low ({low}) must be >= 0"
-            )));
-        }
-        Ok((high, low))
-    }
 }
 
 #[pymethods]
@@ -271,7 +236,7 @@ impl LoopCore {
         let this = slf.get();
         this.check_process()?;
         let fd = super::super::args::fileno(sock)?;
-        let (high_water, low_water) = StreamTransport::write_limits(None, None)?;
+        let (high_water, low_water) = common::write_limits(None, None)?;
         let transport = Py::new(
             py,
             StreamTransport {
@@ -301,7 +266,7 @@ impl LoopCore {
                 }),
             },
         )?;
-        let owner = FdOwner::Transport(transport.clone_ref(py));
+        let owner = FdOwner::Transport(super::TransportRef::Stream(transport.clone_ref(py)));
         let added = this.lock().add_fd(fd, IoEvents::NONE, Trigger::Edge, owner);
         drop(added.map_err(errors::fd_error)?);
         let bound = transport.bind(py);

@@ -1,12 +1,12 @@
 //! The Python API of `StreamTransport`: asyncio's `Transport` methods.
 
-use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::bytes_like::with_bytes;
-use super::stream::{is_buffered, StreamTransport, LOG_THRESHOLD_FOR_CONNLOST_WRITES};
+use super::common::{self, LOG_THRESHOLD_FOR_CONNLOST_WRITES};
+use super::stream::{is_buffered, StreamTransport};
 
 /// What a `write` did.
 enum Written {
@@ -41,13 +41,7 @@ impl StreamTransport {
         })??;
         match written {
             Written::Nothing | Written::AfterLoss { warn: false } => Ok(()),
-            Written::AfterLoss { warn: true } => {
-                let py = slf.py();
-                py.import(intern!(py, "logging"))?
-                    .call_method1(intern!(py, "getLogger"), ("asyncio",))?
-                    .call_method1(intern!(py, "warning"), ("socket.send() raised exception.",))?;
-                Ok(())
-            }
+            Written::AfterLoss { warn: true } => common::warn_write_after_loss(slf.py()),
             Written::Sent(sent) => Self::after_write(slf, sent),
         }
     }
@@ -187,19 +181,7 @@ impl StreamTransport {
         high: Option<isize>,
         low: Option<isize>,
     ) -> PyResult<()> {
-        let to_size = |v: Option<isize>| -> PyResult<Option<usize>> {
-            v.map(|v| {
-                usize::try_from(v).map_err(|_| {
-                    PyValueError::new_err(format!(
-                        "high ({}) must be >= low ({}) must be >= 0",
-                        high.map_or("None".into(), |h| h.to_string()),
-                        low.map_or("None".into(), |l| l.to_string())
-                    ))
-                })
-            })
-            .transpose()
-        };
-        let (high, low) = Self::write_limits(to_size(high)?, to_size(low)?)?;
+        let (high, low) = common::write_limits(high, low)?;
         {
             let mut st = slf.get().lock();
             st.high_water = high;

@@ -7,9 +7,10 @@ use mio::Token;
 use pyo3::exceptions::{PyOSError, PyRuntimeError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::PyBytes;
 
 use super::bytes_like::with_writable;
+use super::common;
 use super::stream::StreamTransport;
 use crate::python::report::{self, Failure};
 use crate::IoEvents;
@@ -211,13 +212,9 @@ impl StreamTransport {
         let exc = err.value(py).clone().into_any();
         if !err.is_instance_of::<PyOSError>(py) {
             let this = slf.get();
-            let context = PyDict::new(py);
-            context.set_item(intern!(py, "message"), message)?;
-            context.set_item(intern!(py, "exception"), &exc)?;
-            context.set_item(intern!(py, "transport"), slf)?;
             let protocol = this.lock().protocol.as_ref().map(|p| p.clone_ref(py));
-            context.set_item(intern!(py, "protocol"), protocol)?;
-            report::call_exception_handler(this.event_loop.bind(py), context)?;
+            let event_loop = this.event_loop.bind(py);
+            common::report_error(event_loop, message, &exc, slf.as_any(), protocol.as_ref())?;
         }
         Self::force_close(slf, Some(exc))
     }
@@ -255,30 +252,7 @@ impl StreamTransport {
             st.protocol_paused = pause;
             protocol
         };
-        let (method, message) = if pause {
-            (
-                intern!(py, "pause_writing"),
-                "protocol.pause_writing() failed",
-            )
-        } else {
-            (
-                intern!(py, "resume_writing"),
-                "protocol.resume_writing() failed",
-            )
-        };
-        if let Err(err) = protocol.call_method0(py, method) {
-            let err = match report::classify(py, err) {
-                Failure::Exit(exit) => return Err(exit),
-                Failure::Report(err) => err,
-            };
-            let context = PyDict::new(py);
-            context.set_item(intern!(py, "message"), message)?;
-            context.set_item(intern!(py, "exception"), err.value(py))?;
-            context.set_item(intern!(py, "transport"), slf)?;
-            context.set_item(intern!(py, "protocol"), protocol)?;
-            report::call_exception_handler(this.event_loop.bind(py), context)?;
-        }
-        Ok(())
+        common::tell_flow(this.event_loop.bind(py), slf.as_any(), &protocol, pause)
     }
 }
 

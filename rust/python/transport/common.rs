@@ -1,0 +1,141 @@
+//! What every transport does alike: its write buffer's water marks, scheduling
+//! on the loop, telling the protocol to pause or resume writing, and reporting
+//! an error to the loop's exception handler.
+
+use std::sync::Arc;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use crate::python::callback::PyCallback;
+use crate::python::fd_owner::FdOwner;
+use crate::python::report::{self, Failure};
+use crate::python::shared::Shared;
+
+/// asyncio's default high-water mark of a write buffer.
+const DEFAULT_HIGH_WATER: usize = 64 * 1024;
+
+/// After this many writes to a lost connection, each further one logs a warning
+/// (asyncio's threshold).
+pub(super) const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u32 = 5;
+
+/// The `(high, low)` water marks from what `set_write_buffer_limits` was given,
+/// with asyncio's defaults (64 KiB, and a quarter of the high mark).
+pub(super) fn write_limits(high: Option<isize>, low: Option<isize>) -> PyResult<(usize, usize)> {
+    let refused = || {
+        let show = |v: Option<isize>| v.map_or("None".into(), |v| v.to_string());
+        PyValueError::new_err(format!(
+            "high ({}) must be >= low ({}) must be >= 0",
+            show(high),
+            show(low)
+        ))
+    };
+    let size = |v: Option<isize>| {
+        v.map(|v| usize::try_from(v).map_err(|_| refused()))
+            .transpose()
+    };
+    let (high_size, low_size) = (size(high)?, size(low)?);
+    let (high_size, low_size) = match (high_size, low_size) {
+        (None, None) => (DEFAULT_HIGH_WATER, DEFAULT_HIGH_WATER / 4),
+        (Some(h), None) => (h, h / 4),
+        (None, Some(l)) => (l.saturating_mul(4), l),
+        (Some(h), Some(l)) => (h, l),
+    };
+    if high_size < low_size {
+        return Err(refused());
+    }
+    Ok((high_size, low_size))
+}
+
+/// Schedules `func(*args)` on the loop's next iteration (nothing once it is
+/// closed).
+pub(super) fn call_soon(
+    shared: &Arc<Shared>,
+    func: &Bound<'_, PyAny>,
+    args: &Bound<'_, PyTuple>,
+) -> PyResult<()> {
+    if shared.is_closed() {
+        return Ok(());
+    }
+    shared.push(PyCallback::asyncio(func, args, None, "call_soon")?);
+    Ok(())
+}
+
+/// Passes an error of `transport` to the loop's exception handler, with
+/// asyncio's context keys.
+pub(super) fn report_error(
+    event_loop: &Bound<'_, PyAny>,
+    message: &str,
+    exc: &Bound<'_, PyAny>,
+    transport: &Bound<'_, PyAny>,
+    protocol: Option<&Py<PyAny>>,
+) -> PyResult<()> {
+    let py = event_loop.py();
+    let context = PyDict::new(py);
+    context.set_item(intern!(py, "message"), message)?;
+    context.set_item(intern!(py, "exception"), exc)?;
+    context.set_item(intern!(py, "transport"), transport)?;
+    context.set_item(intern!(py, "protocol"), protocol)?;
+    report::call_exception_handler(event_loop, context)
+}
+
+/// Calls the protocol's `pause_writing()` (or `resume_writing()`); an error it
+/// raises is reported, an exit propagates.
+pub(super) fn tell_flow(
+    event_loop: &Bound<'_, PyAny>,
+    transport: &Bound<'_, PyAny>,
+    protocol: &Py<PyAny>,
+    pause: bool,
+) -> PyResult<()> {
+    let py = event_loop.py();
+    let (method, message) = if pause {
+        (
+            intern!(py, "pause_writing"),
+            "protocol.pause_writing() failed",
+        )
+    } else {
+        (
+            intern!(py, "resume_writing"),
+            "protocol.resume_writing() failed",
+        )
+    };
+    match protocol.call_method0(py, method) {
+        Ok(_) => Ok(()),
+        Err(err) => match report::classify(py, err) {
+            Failure::Exit(exit) => Err(exit),
+            Failure::Report(err) => report_error(
+                event_loop,
+                message,
+                err.value(py),
+                transport,
+                Some(protocol),
+            ),
+        },
+    }
+}
+
+/// Logs asyncio's warning for writes to a lost connection.
+pub(super) fn warn_write_after_loss(py: Python<'_>) -> PyResult<()> {
+    py.import(intern!(py, "logging"))?
+        .call_method1(intern!(py, "getLogger"), ("asyncio",))?
+        .call_method1(intern!(py, "warning"), ("socket.send() raised exception.",))?;
+    Ok(())
+}
+
+/// Takes `fd` out of the loop's table if the transport at `transport` still owns
+/// it (the number may have been closed and reused); the entry is returned for
+/// the caller to drop outside every lock.
+pub(super) fn take_fd_if_ours(
+    shared: &Shared,
+    fd: std::os::fd::RawFd,
+    transport: *const (),
+) -> Option<FdOwner> {
+    let mut reactor = shared.lock();
+    let ours = matches!(
+        reactor.fds.get(fd).map(|e| &e.handler),
+        Some(FdOwner::Transport(t)) if t.is(transport)
+    );
+    ours.then(|| reactor.remove_fd(fd)).flatten()
+}
