@@ -285,3 +285,26 @@ def test_iostream_echo_through_a_tcp_server(io_loop: IOLoop) -> None:
         return replies
 
     assert io_loop.run_sync(main) == [b"ONE\n", b"TWO\n" * 1000]
+
+
+def test_subprocess_exit_callbacks_run_on_sigchld(io_loop: IOLoop) -> None:
+    """Tornado's ``Subprocess`` hears of its children through
+    ``add_signal_handler(SIGCHLD)`` on the running loop."""
+    from tornado.process import Subprocess
+
+    async def main() -> tuple[list[int], int, bytes]:
+        Subprocess.initialize()
+        try:
+            exits: list[int] = []
+            done = asyncio.get_running_loop().create_future()
+            child = Subprocess(["sh", "-c", "exit 4"])
+            child.set_exit_callback(lambda code: (exits.append(code), done.set_result(None)))
+            await asyncio.wait_for(done, 5)
+            echo = Subprocess(["echo", "piped"], stdout=Subprocess.STREAM)
+            output = await echo.stdout.read_until_close()
+            code = await asyncio.wait_for(echo.wait_for_exit(raise_error=False), 5)
+            return exits, code, output
+        finally:
+            Subprocess.uninitialize()
+
+    assert io_loop.run_sync(main) == ([4], 0, b"piped\n")

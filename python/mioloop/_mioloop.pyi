@@ -239,6 +239,10 @@ class LoopCore:
         self, sock: Any, protocol: Any, extra: dict[str, Any], server: Any = None
     ) -> StreamTransport:
         """Makes the stream transport of a connected, non-blocking socket."""
+    def _make_pipe_transport(
+        self, pipe: Any, protocol: Any, extra: dict[str, Any], readable: bool, watch_close: bool
+    ) -> StreamTransport:
+        """Makes the transport of one end of a pipe, FIFO, pty or socket."""
     def _make_datagram_transport(
         self, sock: Any, protocol: Any, address: Any, extra: dict[str, Any]
     ) -> DatagramTransport:

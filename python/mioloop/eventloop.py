@@ -25,9 +25,11 @@ from typing import Any, TypeVar
 from ._datagram import DatagramMethods
 from ._mioloop import LoopCore
 from ._network import NetworkMethods
+from ._pipes import PipeMethods
 from ._sendfile import SendfileMethods
 from ._signals import SignalMethods
 from ._sockets import SocketMethods
+from ._subprocess import SubprocessMethods
 
 _T = TypeVar("_T")
 
@@ -37,7 +39,15 @@ _app_log = logging.getLogger("tornado.application")
 
 
 class EventLoop(  # type: ignore[misc]
-    SocketMethods, NetworkMethods, DatagramMethods, SendfileMethods, SignalMethods, LoopCore, asyncio.AbstractEventLoop
+    SocketMethods,
+    NetworkMethods,
+    DatagramMethods,
+    PipeMethods,
+    SubprocessMethods,
+    SendfileMethods,
+    SignalMethods,
+    LoopCore,
+    asyncio.AbstractEventLoop,
 ):
     """An asyncio event loop on mioloop's engine.
 
@@ -64,6 +74,7 @@ class EventLoop(  # type: ignore[misc]
         self._default_executor: concurrent.futures.Executor | None = None
         self._sock_waiting = {}
         self._signal_handlers = {}
+        self._children = {}
         self._task_factory: Callable[..., Any] | None = None
         #: Asynchronous generators first iterated on this loop and not finished.
         self._asyncgens: weakref.WeakSet[AsyncGenerator[Any, Any]] = weakref.WeakSet()
@@ -132,6 +143,7 @@ class EventLoop(  # type: ignore[misc]
             raise RuntimeError("Cannot close a running event loop")
         if not self.is_closed():
             self._remove_signal_handlers()
+            self._forget_children()
         fileobjs = self._close()
         executor, self._default_executor = self._default_executor, None
         if executor is not None:

@@ -13,6 +13,7 @@ use pyo3::types::PyBytes;
 use super::address;
 use super::common;
 use super::datagram::{DatagramTransport, Target};
+use crate::python::errors;
 use crate::python::report::{self, Failure};
 use crate::IoEvents;
 
@@ -79,7 +80,7 @@ impl DatagramTransport {
                     let method = intern!(py, "error_received");
                     (
                         method,
-                        protocol.call_method1(py, method, (PyErr::from(e).value(py),)),
+                        protocol.call_method1(py, method, (errors::os_error(e).value(py),)),
                     )
                 }
             };
@@ -117,7 +118,7 @@ impl DatagramTransport {
         match sent {
             Ok(_) => Sent::Done,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Sent::Blocked,
-            Err(e) => Sent::Failed(e.into()),
+            Err(e) => Sent::Failed(errors::os_error(e)),
         }
     }
 

@@ -7,6 +7,7 @@ mod common;
 mod datagram;
 mod datagram_api;
 mod datagram_io;
+mod pipe;
 mod stream;
 mod stream_api;
 mod stream_io;

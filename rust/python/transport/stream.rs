@@ -22,8 +22,25 @@ use crate::python::fd_owner::FdOwner;
 use crate::python::shared::Shared;
 use crate::{IoEvents, Trigger, WriteQueue};
 
+/// What the transport's fd is: a connected stream socket, or one end of a pipe
+/// (a FIFO, a pty, or a socket used as a pipe by `connect_read_pipe` /
+/// `connect_write_pipe`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Socket,
+    /// Read only: EOF closes the transport.
+    ReadPipe,
+    /// Write only; with `watch_close`, the fd is watched for the reader going
+    /// away (a pipe or socket: it reports an error or EOF then), which closes the
+    /// transport.
+    WritePipe {
+        watch_close: bool,
+    },
+}
+
 /// A stream transport's state, behind its mutex (never held while Python runs).
 pub(super) struct State {
+    pub(super) kind: Kind,
     /// `None` once `connection_lost` ran.
     pub(super) protocol: Option<Py<PyAny>>,
     /// The protocol is an `asyncio.BufferedProtocol`: reads go into its buffer.
@@ -58,6 +75,11 @@ impl State {
     /// Refuses `method` (`write`, `writelines`) after `write_eof()` or while a
     /// sendfile is in progress.
     pub(super) fn check_writable(&self, method: &str) -> PyResult<()> {
+        if self.kind == Kind::ReadPipe {
+            return Err(PyRuntimeError::new_err(format!(
+                "{method}() on a read pipe transport: it only reads"
+            )));
+        }
         if self.eof_requested {
             return Err(PyRuntimeError::new_err(format!(
                 "Cannot call {method}() after write_eof()"
@@ -77,7 +99,11 @@ impl State {
         if self.conn_lost > 0 {
             return events;
         }
-        if self.started && !self.reading_paused && !self.closing && !self.eof_received {
+        let reads = match self.kind {
+            Kind::Socket | Kind::ReadPipe => !self.reading_paused && !self.eof_received,
+            Kind::WritePipe { watch_close } => watch_close,
+        };
+        if self.started && reads && !self.closing {
             events |= IoEvents::READ;
         }
         if !self.queue.is_empty() || self.writable_waiter.is_some() {
@@ -183,6 +209,26 @@ impl StreamTransport {
         self.call_soon(&func, &PyTuple::new(py, [exc])?)
     }
 
+    /// Sends `data` on the fd: `send` on a socket (no `SIGPIPE`), `write` on a pipe.
+    pub(super) fn send(&self, kind: Kind, data: &[u8]) -> std::io::Result<usize> {
+        match kind {
+            Kind::Socket => crate::io::send(self.fd, data),
+            Kind::ReadPipe | Kind::WritePipe { .. } => crate::io::write(self.fd, data),
+        }
+    }
+
+    /// Sends several buffers in one call.
+    pub(super) fn send_vectored(
+        &self,
+        kind: Kind,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::io::Result<usize> {
+        match kind {
+            Kind::Socket => crate::io::send_vectored(self.fd, bufs),
+            Kind::ReadPipe | Kind::WritePipe { .. } => crate::io::write_vectored(self.fd, bufs),
+        }
+    }
+
     /// Writes `data` now if nothing is queued, else queues it; returns the error
     /// of a failed send.
     pub(super) fn send_or_queue(&self, st: &mut State, data: &[u8]) -> Result<(), std::io::Error> {
@@ -190,7 +236,7 @@ impl StreamTransport {
             st.queue.push(data);
             return Ok(());
         }
-        match crate::io::send(self.fd, data) {
+        match self.send(st.kind, data) {
             Ok(n) => st.queue.push(&data[n..]),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => st.queue.push(data),
             Err(e) => return Err(e),
@@ -206,7 +252,11 @@ impl StreamTransport {
     ) -> PyResult<()> {
         let this = slf.get();
         if let Err(e) = sent {
-            return Self::fatal_error(slf, PyErr::from(e), "Fatal write error on socket transport");
+            return Self::fatal_error(
+                slf,
+                errors::os_error(e),
+                "Fatal write error on socket transport",
+            );
         }
         let interest = {
             let mut st = this.lock();
@@ -219,14 +269,13 @@ impl StreamTransport {
     }
 }
 
-#[pymethods]
-impl LoopCore {
-    /// Makes the stream transport of a connected, non-blocking socket: the fd is
+impl StreamTransport {
+    /// Makes a transport of `kind` on the non-blocking fd of `sock`: the fd is
     /// registered at once, `protocol.connection_made(transport)` runs on the next
     /// iteration, and reading starts after it.
-    #[pyo3(signature = (sock, protocol, extra, server = None))]
-    fn _make_stream_transport(
-        slf: &Bound<'_, Self>,
+    pub(super) fn open(
+        slf: &Bound<'_, LoopCore>,
+        kind: Kind,
         sock: &Bound<'_, PyAny>,
         protocol: &Bound<'_, PyAny>,
         extra: &Bound<'_, PyDict>,
@@ -246,6 +295,7 @@ impl LoopCore {
                 sock: sock.clone().unbind(),
                 extra: extra.clone().unbind(),
                 state: Mutex::new(State {
+                    kind,
                     protocol: Some(protocol.clone().unbind()),
                     buffered: is_buffered(protocol)?,
                     server: server.filter(|s| !s.is_none()).map(|s| s.clone().unbind()),
@@ -283,5 +333,20 @@ impl LoopCore {
             server.call_method1(intern!(py, "_attach"), (bound,))?;
         }
         Ok(transport)
+    }
+}
+
+#[pymethods]
+impl LoopCore {
+    /// Makes the stream transport of a connected, non-blocking socket.
+    #[pyo3(signature = (sock, protocol, extra, server = None))]
+    fn _make_stream_transport(
+        slf: &Bound<'_, Self>,
+        sock: &Bound<'_, PyAny>,
+        protocol: &Bound<'_, PyAny>,
+        extra: &Bound<'_, PyDict>,
+        server: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<StreamTransport>> {
+        StreamTransport::open(slf, Kind::Socket, sock, protocol, extra, server)
     }
 }

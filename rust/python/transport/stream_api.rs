@@ -6,7 +6,7 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use super::bytes_like::with_bytes;
 use super::common::{self, LOG_THRESHOLD_FOR_CONNLOST_WRITES};
-use super::stream::{is_buffered, StreamTransport};
+use super::stream::{is_buffered, Kind, StreamTransport};
 
 /// What a `write` did.
 enum Written {
@@ -68,22 +68,28 @@ impl StreamTransport {
         for chunk in &chunks {
             with_bytes(chunk, |bytes| st.queue.push(bytes))?;
         }
-        let flushed = st
-            .queue
-            .flush(|bufs| crate::io::send_vectored(this.fd, bufs));
+        let kind = st.kind;
+        let flushed = st.queue.flush(|bufs| this.send_vectored(kind, bufs));
         drop(st);
         Self::after_write(slf, flushed.map(drop))
     }
 
     /// Closes the write end after the buffered data is sent; the peer sees EOF.
-    fn write_eof(&self) -> PyResult<()> {
-        let mut st = self.lock();
+    /// A write pipe closes (a pipe has no half-close).
+    fn write_eof(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let this = slf.get();
+        let mut st = this.lock();
+        st.check_writable("write_eof")?;
+        if let Kind::WritePipe { .. } = st.kind {
+            drop(st);
+            return Self::close(slf);
+        }
         if st.closing || st.eof_requested {
             return Ok(());
         }
         st.eof_requested = true;
         if st.queue.is_empty() {
-            crate::io::shutdown_write(self.fd)?;
+            crate::io::shutdown_write(this.fd).map_err(crate::python::errors::os_error)?;
         }
         Ok(())
     }

@@ -4,14 +4,15 @@
 use std::io;
 
 use mio::Token;
-use pyo3::exceptions::{PyOSError, PyRuntimeError};
+use pyo3::exceptions::{PyBrokenPipeError, PyOSError, PyRuntimeError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use super::bytes_like::with_writable;
 use super::common;
-use super::stream::StreamTransport;
+use super::stream::{Kind, StreamTransport};
+use crate::python::errors;
 use crate::python::report::{self, Failure};
 use crate::IoEvents;
 
@@ -40,7 +41,12 @@ enum Read {
 impl StreamTransport {
     /// Runs readiness `events` of the transport's fd (`token`).
     pub(crate) fn on_ready(slf: &Bound<'_, Self>, token: Token, events: IoEvents) -> PyResult<()> {
-        if events.intersects(IoEvents::READ | IoEvents::ERROR) {
+        let kind = slf.get().lock().kind;
+        if let Kind::WritePipe { .. } = kind {
+            if events.intersects(IoEvents::READ | IoEvents::ERROR) {
+                return Self::reader_gone(slf);
+            }
+        } else if events.intersects(IoEvents::READ | IoEvents::ERROR) {
             Self::read_ready(slf, token, events.contains(IoEvents::READ_CLOSED))?;
         }
         if events.intersects(IoEvents::WRITE | IoEvents::ERROR) {
@@ -130,6 +136,23 @@ impl StreamTransport {
         )
     }
 
+    /// The reader of a write pipe went away: the transport closes, with
+    /// `BrokenPipeError` if data was still waiting to be written.
+    fn reader_gone(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let pending = {
+            let st = slf.get().lock();
+            if st.conn_lost > 0 {
+                return Ok(());
+            }
+            !st.queue.is_empty()
+        };
+        let exc = pending
+            .then(|| PyBrokenPipeError::new_err("the pipe's reader went away").into_value(py))
+            .map(|e| e.into_bound(py).into_any());
+        Self::force_close(slf, exc)
+    }
+
     /// The peer closed its end: the protocol's `eof_received()` decides whether the
     /// transport stays open for writing (it returned true) or closes.
     fn on_eof(slf: &Bound<'_, Self>, protocol: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -145,7 +168,8 @@ impl StreamTransport {
                 )
             }
         };
-        if keep_open {
+        // A read pipe closes at EOF whatever eof_received() says.
+        if keep_open && this.lock().kind != Kind::ReadPipe {
             let mut st = this.lock();
             st.eof_received = true;
             return this.sync_interest(&mut st);
@@ -161,16 +185,19 @@ impl StreamTransport {
                 return Ok(());
             }
             let drained_before = st.queue.is_empty();
-            let flushed = st
-                .queue
-                .flush(|bufs| crate::io::send_vectored(this.fd, bufs));
+            let kind = st.kind;
+            let flushed = st.queue.flush(|bufs| this.send_vectored(kind, bufs));
             if flushed.is_err() {
                 st.queue.clear();
             }
             (flushed, st.closing, st.eof_requested, drained_before)
         };
         match flushed {
-            Err(e) => Self::fatal_error(slf, e.into(), "Fatal write error on socket transport"),
+            Err(e) => Self::fatal_error(
+                slf,
+                errors::os_error(e),
+                "Fatal write error on socket transport",
+            ),
             Ok(false) => Ok(()),
             Ok(true) => {
                 let waiter = {
@@ -193,7 +220,7 @@ impl StreamTransport {
                     let py = slf.py();
                     slf.call_method1(intern!(py, "_call_connection_lost"), (py.None(),))?;
                 } else if eof {
-                    crate::io::shutdown_write(this.fd)?;
+                    crate::io::shutdown_write(this.fd).map_err(errors::os_error)?;
                 }
                 Ok(())
             }
@@ -279,5 +306,8 @@ fn os_failure(err: io::Error) -> Read {
     if err.kind() == io::ErrorKind::WouldBlock {
         return Read::Blocked;
     }
-    Read::Failed(err.into(), "Fatal read error on socket transport")
+    Read::Failed(
+        errors::os_error(err),
+        "Fatal read error on socket transport",
+    )
 }

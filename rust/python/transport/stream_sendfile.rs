@@ -81,7 +81,8 @@ impl StreamTransport {
     /// `sendfile(2)`; returns how many were sent (0 at the end of the file).
     /// `BlockingIOError` when the socket is full.
     fn _sendfile_chunk(&self, file_fd: i32, offset: u64, count: usize) -> PyResult<usize> {
-        Ok(crate::io::sendfile(self.fd, file_fd, offset, count)?)
+        crate::io::sendfile(self.fd, file_fd, offset, count)
+            .map_err(crate::python::errors::os_error)
     }
 
     /// Ends the connection after a failed sendfile: `connection_lost(exc)` follows.
