@@ -360,6 +360,8 @@ def test_bad_endpoint_arguments_are_refused_and_leave_nothing_open(
         kind = socket.SOCK_DGRAM if kwargs["sock"] == "dgram" else socket.SOCK_STREAM
         kwargs["sock"] = socket.socket(socket.AF_INET, kind)
         made.append(kwargs["sock"])
+    if message == "2-tuple is expected" and sys.version_info < (3, 11) and type(loop).__module__.startswith("asyncio"):
+        error = AssertionError  # asyncio 3.10 checks the tuple with an assert
     before = open_fds()
     try:
         with pytest.raises(error, match=message):
