@@ -69,6 +69,9 @@ class EventLoop(  # type: ignore[misc]
     #: Where ``default_exception_handler`` logs.
     _logger = logging.getLogger("asyncio")
 
+    #: In debug mode, a callback that runs this many seconds or more is logged.
+    slow_callback_duration = 0.1
+
     def __init__(self) -> None:
         self._exception_handler: Callable[..., object] | None = None
         self._default_executor: concurrent.futures.Executor | None = None
@@ -92,11 +95,16 @@ class EventLoop(  # type: ignore[misc]
         self._check_not_running()
         hooks = sys.get_asyncgen_hooks()
         sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter, finalizer=self._asyncgen_finalizer)
+        origin_depth = sys.get_coroutine_origin_tracking_depth()
+        if self.get_debug():
+            # Where each coroutine was created, for "never awaited" warnings.
+            sys.set_coroutine_origin_tracking_depth(asyncio.constants.DEBUG_STACK_DEPTH)
         asyncio.events._set_running_loop(self)
         try:
             self._run()
         finally:
             asyncio.events._set_running_loop(None)
+            sys.set_coroutine_origin_tracking_depth(origin_depth)
             sys.set_asyncgen_hooks(*hooks)
 
     def run_until_complete(self, future: Generator[Any, None, _T] | Awaitable[_T]) -> _T:
@@ -121,6 +129,18 @@ class EventLoop(  # type: ignore[misc]
         if not fut.done():
             raise RuntimeError("Event loop stopped before Future completed.")
         return fut.result()
+
+    def _slow_callback(self, culprit: object, seconds: float) -> None:
+        """Called by the engine in debug mode for a callback, handler or transport
+        that ran ``slow_callback_duration`` seconds or more."""
+        self._logger.warning("Executing %r took %.3f seconds", culprit, seconds)
+
+    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
+        # As asyncio's: a loop dropped open warns, and is closed unless running.
+        if not self.is_closed():
+            _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
+            if not self.is_running():
+                self.close()
 
     def _check_not_running(self) -> None:
         if self.is_running():

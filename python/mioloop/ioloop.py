@@ -11,6 +11,7 @@ import math
 import os
 import random
 import threading
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -70,6 +71,10 @@ class IOLoop(EventLoop):
     is not ``tornado.ioloop.IOLoop``: ``IOLoop.configure`` does not exist, and
     Tornado's own classes (``IOStream``, ``HTTPServer``) use Tornado's IOLoop.
     """
+
+    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
+        """Tornado's IOLoop may be dropped without ``close()``: no warning (the
+        asyncio face warns, as asyncio does)."""
 
     #: Event mask values, as in Tornado (``IOLoop.READ`` etc.).
     NONE = 0

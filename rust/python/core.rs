@@ -27,7 +27,7 @@ pub(crate) struct LoopCore {
     pub(crate) signals: SignalWakeup,
     /// The process that created the loop (the poll is shared after `fork()`).
     pid: u32,
-    debug: AtomicBool,
+    pub(crate) debug: AtomicBool,
 }
 
 /// What `close` takes out of the loop, dropped by the caller outside the lock.

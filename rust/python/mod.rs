@@ -9,7 +9,8 @@
 //! - `callback.rs`, `context.rs`, `handle.rs`, `timer_handle.rs`: a queued
 //!   callback, the `contextvars` it runs in, and the handles that cancel it;
 //! - `transport/`: asyncio transports with their I/O in Rust;
-//! - `report.rs`: what happens to a callback's exception;
+//! - `report.rs`: what happens to a callback's exception; `debug.rs`: asyncio's
+//!   debug mode (slow callbacks, calls from other threads);
 //! - `signals.rs`: the signal wake-up socket;
 //! - `args.rs`, `errors.rs`, `thread_id.rs`: arguments in, exceptions out, and
 //!   which thread is the loop's.
@@ -18,6 +19,7 @@ mod args;
 mod callback;
 mod context;
 mod core;
+mod debug;
 mod errors;
 mod fd_owner;
 mod handle;

@@ -4,6 +4,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
@@ -34,6 +35,21 @@ impl Blocking for ReleaseGil<'_> {
 enum Job {
     Call(PyCallback),
     Fd(mio::Token, FdJob, IoEvents),
+}
+
+impl Job {
+    /// What to name if the job runs too long (debug mode).
+    fn culprit(&self, py: Python<'_>) -> Py<PyAny> {
+        match self {
+            Job::Call(callback) => callback.func.clone_ref(py),
+            Job::Fd(_, FdJob::Handler { func, .. }, _) => func.clone_ref(py),
+            Job::Fd(_, FdJob::Watchers { reader, writer }, _) => reader
+                .as_ref()
+                .or(writer.as_ref())
+                .map_or_else(|| py.None(), |cb| cb.func.clone_ref(py)),
+            Job::Fd(_, FdJob::Transport(transport), _) => transport.object(py),
+        }
+    }
 }
 
 fn same(callback: PyCallback) -> PyCallback {
@@ -94,12 +110,17 @@ impl LoopCore {
         // collected runs exactly once, on the next start().
         let mut left = collected.run;
         let mut calls = Vec::new();
+        // Debug mode times each item, so it takes them one at a time.
+        let slow_limit = Self::slow_callback_limit(slf)?;
         while left > 0 {
             let job = {
                 let mut reactor = self.lock();
                 // A lone item goes the plain way: a batch of one would cost the
                 // buffer's allocation for nothing.
-                if left > 1 && reactor.pop_calls(&mut calls, left.min(CALL_BATCH)) > 0 {
+                if left > 1
+                    && slow_limit.is_none()
+                    && reactor.pop_calls(&mut calls, left.min(CALL_BATCH)) > 0
+                {
                     None
                 } else {
                     let Some(item) = reactor.pop() else {
@@ -118,6 +139,10 @@ impl LoopCore {
                     }
                 }
             };
+            let timed = slow_limit.and_then(|limit| {
+                let culprit = job.as_ref()?.culprit(py);
+                Some((limit, culprit, Instant::now()))
+            });
             match job {
                 None => {
                     left -= calls.len();
@@ -125,6 +150,9 @@ impl LoopCore {
                 }
                 Some(Job::Call(callback)) => self.run_callback(slf, &callback)?,
                 Some(Job::Fd(token, job, events)) => self.run_fd_job(slf, token, job, events)?,
+            }
+            if let Some((limit, culprit, started)) = timed {
+                Self::report_if_slow(slf, culprit, started.elapsed(), limit)?;
             }
         }
         Ok(())

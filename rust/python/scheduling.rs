@@ -80,6 +80,7 @@ impl LoopCore {
         args: &Bound<'_, PyTuple>,
         context: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
+        self.check_thread()?;
         let (cb, handle) = self.cancellable(py, callback, args, context, "call_soon")?;
         self.shared.push(cb);
         Ok(handle.into_object())
@@ -109,6 +110,7 @@ impl LoopCore {
         context: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<TimerHandle>> {
         self.check_open()?;
+        self.check_thread()?;
         let deadline = deadline_after(monotonic_now(), delay).map_err(errors::time_error)?;
         let cb = PyCallback::asyncio(callback, args, context, "call_later")?;
         self.schedule_timer(callback.py(), deadline, cb)
@@ -124,6 +126,7 @@ impl LoopCore {
         context: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<TimerHandle>> {
         self.check_open()?;
+        self.check_thread()?;
         let deadline = deadline_at(when).map_err(errors::time_error)?;
         let cb = PyCallback::asyncio(callback, args, context, "call_at")?;
         self.schedule_timer(callback.py(), deadline, cb)
@@ -181,6 +184,7 @@ impl LoopCore {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<TimerHandle>> {
         self.check_open()?;
+        self.check_thread()?;
         let deadline = deadline_after(monotonic_now(), delay).map_err(errors::time_error)?;
         self.schedule_tornado(deadline, callback, args, kwargs, "call_later")
     }
@@ -196,6 +200,7 @@ impl LoopCore {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<TimerHandle>> {
         self.check_open()?;
+        self.check_thread()?;
         let deadline = deadline_at(when).map_err(errors::time_error)?;
         self.schedule_tornado(deadline, callback, args, kwargs, "call_at")
     }

@@ -6,8 +6,10 @@ same tests against asyncio's own loop, and prints the counts side by side.
 
 - CPython's ``test.test_asyncio``: the epoll/selector classes of ``test_events``,
   ``test_sock_lowlevel``, ``test_server``, ``test_buffered_proto``, ``test_sendfile``,
-  and ``test_streams`` (which takes its loop from the policy), each once with the
-  loop factory swapped for ``mioloop.new_event_loop`` and once as it is.
+  ``test_sslproto`` (start_tls), and ``test_streams``, ``test_subprocess`` (with
+  asyncio's threaded child watcher installed, which mioloop does not need) and
+  ``test_ssl`` (which take their loop from the policy), each once with the loop
+  factory swapped for ``mioloop.new_event_loop`` and once as it is.
 - Tornado's own suite (``tornado.test.runtests``) with ``mioloop.install()`` (its
   ``TornadoIOLoop``), with Tornado's asyncio glue over mioloop's loop, on asyncio and
   on uvloop.
@@ -32,6 +34,9 @@ CPYTHON_CLASSES = {
     "test_buffered_proto": ["BufferedProtocolSelectorTests"],
     "test_sendfile": ["EPollEventLoopTests"],
     "test_streams": ["StreamTests"],
+    "test_subprocess": ["SubprocessThreadedWatcherTests"],
+    "test_ssl": ["TestSSL"],
+    "test_sslproto": ["SelectorStartTLSTests"],
 }
 
 #: How Tornado's suite runs: with ``mioloop.install()`` (TornadoIOLoop), with

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyResourceWarning, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -138,4 +138,21 @@ pub(super) fn take_fd_if_ours(
         Some(FdOwner::Transport(t)) if t.is(transport)
     );
     ours.then(|| reactor.remove_fd(fd)).flatten()
+}
+
+/// A transport dropped without being closed (asyncio's `__del__`): warns with
+/// `ResourceWarning` and closes its socket (which would warn again otherwise).
+/// Runs in `Drop`, so nothing may propagate: errors go to `sys.unraisablehook`.
+pub(super) fn warn_unclosed(description: String, sock: &Py<PyAny>) {
+    Python::attach(|py| {
+        let message =
+            std::ffi::CString::new(format!("unclosed transport {description}")).unwrap_or_default();
+        let category = py.get_type::<PyResourceWarning>();
+        if let Err(err) = PyErr::warn(py, &category, &message, 1) {
+            err.write_unraisable(py, None);
+        }
+        if let Err(err) = sock.call_method0(py, intern!(py, "close")) {
+            err.write_unraisable(py, None);
+        }
+    });
 }

@@ -105,7 +105,7 @@ impl State {
 }
 
 /// asyncio's datagram transport on mioloop's engine.
-#[pyclass(frozen, weakref, module = "mioloop._mioloop")]
+#[pyclass(frozen, weakref, dict, module = "mioloop._mioloop")]
 pub(crate) struct DatagramTransport {
     pub(super) event_loop: Py<PyAny>,
     pub(super) shared: Arc<Shared>,
@@ -181,6 +181,15 @@ impl DatagramTransport {
         let py = slf.py();
         let func = slf.getattr(intern!(py, "_call_connection_lost"))?;
         common::call_soon(&self.shared, &func, &PyTuple::new(py, [exc])?)
+    }
+}
+
+impl Drop for DatagramTransport {
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if st.conn_lost == 0 && !st.closing {
+            common::warn_unclosed(format!("<DatagramTransport fd={}>", self.fd), &self.sock);
+        }
     }
 }
 

@@ -44,6 +44,14 @@ impl TransportRef {
         }
     }
 
+    /// The transport as a Python object.
+    pub(crate) fn object(&self, py: Python<'_>) -> Py<PyAny> {
+        match self {
+            Self::Stream(t) => t.clone_ref(py).into_any(),
+            Self::Datagram(t) => t.clone_ref(py).into_any(),
+        }
+    }
+
     /// Whether this is the transport at `ptr`.
     pub(crate) fn is(&self, ptr: *const ()) -> bool {
         match self {

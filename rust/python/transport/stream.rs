@@ -114,7 +114,7 @@ impl State {
 }
 
 /// asyncio's stream transport on mioloop's engine.
-#[pyclass(frozen, weakref, module = "mioloop._mioloop")]
+#[pyclass(frozen, weakref, dict, module = "mioloop._mioloop")]
 pub(crate) struct StreamTransport {
     pub(super) event_loop: Py<PyAny>,
     pub(super) shared: Arc<Shared>,
@@ -333,6 +333,15 @@ impl StreamTransport {
             server.call_method1(intern!(py, "_attach"), (bound,))?;
         }
         Ok(transport)
+    }
+}
+
+impl Drop for StreamTransport {
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if st.conn_lost == 0 && !st.closing {
+            common::warn_unclosed(format!("<StreamTransport fd={}>", self.fd), &self.sock);
+        }
     }
 }
 

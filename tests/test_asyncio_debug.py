@@ -1,0 +1,124 @@
+"""asyncio's debug mode and resource warnings on the asyncio face, each scenario
+run on mioloop and on asyncio's own loop with the same expectations."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import sys
+import threading
+import time
+import warnings
+from typing import Any
+
+import pytest
+
+import mioloop
+
+
+class Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def asyncio_log() -> Any:
+    logger = logging.getLogger("asyncio")
+    capture = Capture()
+    logger.addHandler(capture)
+    yield capture
+    logger.removeHandler(capture)
+
+
+def slow() -> None:
+    time.sleep(0.06)
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_slow_callbacks_are_logged_in_debug_mode_only(
+    loop: asyncio.AbstractEventLoop, asyncio_log: Capture, debug: bool
+) -> None:
+    loop.set_debug(debug)
+    loop.slow_callback_duration = 0.05  # type: ignore[attr-defined]
+    loop.call_soon(slow)
+    loop.call_soon(lambda: None)
+    loop.call_later(0.001, slow)
+    loop.run_until_complete(asyncio.sleep(0.05))
+    slow_reports = [m for m in asyncio_log.messages if m.startswith("Executing") and "slow" in m]
+    if debug:
+        assert len(slow_reports) == 2
+        assert all(" took 0.0" in m or " took 0.1" in m for m in slow_reports)
+    else:
+        assert slow_reports == []
+
+
+def test_debug_mode_refuses_call_soon_from_another_thread(loop: asyncio.AbstractEventLoop) -> None:
+    loop.set_debug(True)
+    errors: list[BaseException] = []
+
+    def from_thread() -> None:
+        for schedule in (
+            lambda: loop.call_soon(print),
+            lambda: loop.call_later(1, print),
+            lambda: loop.call_at(loop.time() + 1, print),
+        ):
+            try:
+                schedule()
+            except RuntimeError as exc:
+                errors.append(exc)
+        loop.call_soon_threadsafe(loop.stop)
+
+    loop.call_soon(threading.Thread(target=from_thread).start)
+    loop.run_forever()
+    assert [str(e) for e in errors] == [
+        "Non-thread-safe operation invoked on an event loop other than the current one"
+    ] * 3
+
+
+def test_debug_mode_tracks_where_coroutines_were_made(loop: asyncio.AbstractEventLoop) -> None:
+    loop.set_debug(True)
+    before = sys.get_coroutine_origin_tracking_depth()
+
+    async def depth() -> int:
+        return sys.get_coroutine_origin_tracking_depth()
+
+    assert loop.run_until_complete(depth()) == asyncio.constants.DEBUG_STACK_DEPTH
+    assert sys.get_coroutine_origin_tracking_depth() == before
+
+
+def test_a_loop_dropped_open_warns_and_is_closed(loop_kind: str) -> None:
+    loop = mioloop.new_event_loop() if loop_kind == "mioloop" else asyncio.SelectorEventLoop()
+    with pytest.warns(ResourceWarning, match="unclosed event loop"):
+        del loop
+        gc.collect()
+
+
+def test_a_transport_dropped_open_warns(loop: asyncio.AbstractEventLoop) -> None:
+    async def connect() -> tuple[Any, Any]:
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+        datagram, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+        server.close()
+        return transport, datagram
+
+    transport, datagram = loop.run_until_complete(connect())
+    with warnings.catch_warnings():
+        # The server's side of the connection is dropped open too.
+        warnings.simplefilter("ignore", ResourceWarning)
+        loop.close()
+        gc.collect()
+    with pytest.warns(ResourceWarning, match="unclosed transport") as caught:
+        del transport, datagram
+        gc.collect()
+    assert len([w for w in caught if "unclosed transport" in str(w.message)]) == 2
+
+
+@pytest.fixture(params=["mioloop", "asyncio"])
+def loop_kind(request: pytest.FixtureRequest) -> str:
+    return request.param  # type: ignore[no-any-return]
