@@ -200,3 +200,61 @@ def test_child_after_fork_gets_a_clear_error_and_the_parent_keeps_working(io_loo
     io_loop.remove_handler(a)
     a.close()
     b.close()
+
+
+def test_a_forked_child_serves_on_a_loop_of_its_own_while_the_parent_serves_on(
+    request: pytest.FixtureRequest,
+) -> None:
+    """The parent's asyncio-face loop runs an echo server; the forked child
+    refuses the inherited loop, then serves and talks to itself on a new loop."""
+
+    async def start_echo(loop: asyncio.AbstractEventLoop) -> tuple[asyncio.AbstractServer, int]:
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(await reader.read(100))
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        return server, server.sockets[0].getsockname()[1]
+
+    async def ask(port: int, message: bytes) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(message)
+        reply = await reader.read(100)
+        writer.close()
+        await writer.wait_closed()
+        return reply
+
+    parent = EventLoop()
+    request.addfinalizer(parent.close)
+    server, port = parent.run_until_complete(start_echo(parent))
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            try:
+                parent.run_until_complete(asyncio.sleep(0))
+            except RuntimeError as e:
+                code = 0 if "fork" in str(e) else 3
+            if code == 0:
+                code = 2
+                child = EventLoop()
+                child_server, child_port = child.run_until_complete(start_echo(child))
+                reply = child.run_until_complete(asyncio.wait_for(ask(child_port, b"child"), 5))
+                child_server.close()
+                child.close()
+                code = 0 if reply == b"child" else 4
+        finally:
+            os.write(w, bytes([code]))
+            os._exit(code)
+    os.close(w)
+    # The parent serves while the child runs.
+    assert parent.run_until_complete(asyncio.wait_for(ask(port, b"parent"), 5)) == b"parent"
+    _, status = os.waitpid(pid, 0)
+    child_result = os.read(r, 1)
+    os.close(r)
+    assert child_result == b"\x00"
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert parent.run_until_complete(asyncio.wait_for(ask(port, b"again"), 5)) == b"again"
+    server.close()
