@@ -705,3 +705,34 @@ def test_a_transports_fd_refuses_readers_and_writers(loop: asyncio.AbstractEvent
         b.close()
 
     run(loop, main())
+
+
+def test_transports_are_instances_of_asyncios_transport_classes(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> dict[str, tuple[bool, ...]]:
+        server, port = await echo_server(loop)
+        stream, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+        datagram, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+        r, w = os.pipe()
+        reading, _ = await loop.connect_read_pipe(asyncio.Protocol, open(r, "rb", buffering=0))
+        writing, _ = await loop.connect_write_pipe(asyncio.Protocol, open(w, "wb", buffering=0))
+        kinds = (asyncio.Transport, asyncio.ReadTransport, asyncio.WriteTransport, asyncio.DatagramTransport)
+        found = {
+            name: tuple(isinstance(t, kind) for kind in kinds)
+            for name, t in (("stream", stream), ("datagram", datagram), ("read", reading), ("write", writing))
+        }
+        for t in (stream, datagram, reading, writing):
+            t.close()
+        server.close()
+        await asyncio.sleep(0.01)
+        return found
+
+    found = run(loop, main())
+    # (Transport, ReadTransport, WriteTransport, DatagramTransport). asyncio's own
+    # write pipe is a full Transport through a mixin, and its datagram transport a
+    # DatagramTransport only from 3.13: those are left out.
+    assert found["stream"] == (True, True, True, False)
+    assert found["datagram"][:3] == (True, True, True)
+    assert found["read"] == (False, True, False, False)
+    assert found["write"][2:] == (True, False)
+    if isinstance(loop, mioloop.EventLoop):
+        assert found["datagram"][3] and not found["write"][0]

@@ -156,3 +156,13 @@ pub(super) fn warn_unclosed(description: String, sock: &Py<PyAny>) {
         }
     });
 }
+
+/// The class of `mioloop._transport_classes` named `name`: what a transport's
+/// `__class__` says, so that `isinstance(transport, asyncio.Transport)` holds.
+pub(super) fn class_for_isinstance<'py>(
+    py: Python<'py>,
+    cell: &'static pyo3::sync::PyOnceLock<Py<pyo3::types::PyType>>,
+    name: &str,
+) -> PyResult<Bound<'py, pyo3::types::PyType>> {
+    cell.import(py, "mioloop._transport_classes", name).cloned()
+}

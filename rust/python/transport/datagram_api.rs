@@ -3,7 +3,8 @@
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyMemoryView};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::address;
@@ -95,6 +96,13 @@ impl DatagramTransport {
             Some(Ok(Sent::Blocked)) => Self::flow_control(slf, true),
             Some(Ok(Sent::Failed(err))) => Self::send_failed(slf, err),
         }
+    }
+
+    /// What `isinstance` sees: a subclass of asyncio's `DatagramTransport`.
+    #[getter(__class__)]
+    fn class_for_isinstance<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyType>> {
+        static DATAGRAM: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+        common::class_for_isinstance(py, &DATAGRAM, "DatagramTransport")
     }
 
     /// Closes the transport: queued datagrams are still sent, then the

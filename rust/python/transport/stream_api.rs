@@ -2,6 +2,8 @@
 
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::bytes_like::with_bytes;
@@ -92,6 +94,22 @@ impl StreamTransport {
             crate::io::shutdown_write(this.fd).map_err(crate::python::errors::os_error)?;
         }
         Ok(())
+    }
+
+    /// What `isinstance` sees: a subclass of asyncio's `Transport` (of
+    /// `ReadTransport` or `WriteTransport` for a pipe's end).
+    #[getter(__class__)]
+    fn class_for_isinstance<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyType>> {
+        static STREAM: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+        static READ_PIPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+        static WRITE_PIPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+        match self.lock().kind {
+            Kind::Socket => common::class_for_isinstance(py, &STREAM, "StreamTransport"),
+            Kind::ReadPipe => common::class_for_isinstance(py, &READ_PIPE, "ReadPipeTransport"),
+            Kind::WritePipe { .. } => {
+                common::class_for_isinstance(py, &WRITE_PIPE, "WritePipeTransport")
+            }
+        }
     }
 
     /// `loop.start_tls` may upgrade this transport to TLS.
