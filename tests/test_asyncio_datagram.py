@@ -4,6 +4,7 @@ run on mioloop and on asyncio's own loop with the same expectations."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import os
 import shutil
@@ -404,3 +405,12 @@ def test_closing_every_endpoint_frees_every_fd(loop: asyncio.AbstractEventLoop) 
         assert open_fds() == before
 
     run(loop, main())
+
+
+def test_an_unsupported_family_raises_and_leaves_nothing_open(loop: asyncio.AbstractEventLoop) -> None:
+    before = open_fds()
+    with pytest.raises(OSError) as caught:
+        run(loop, loop.create_datagram_endpoint(asyncio.DatagramProtocol, family=12345))
+    assert caught.value.errno == errno.EAFNOSUPPORT
+    assert open_fds() == before
+    assert run(loop, asyncio.sleep(0, "usable")) == "usable"

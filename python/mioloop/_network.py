@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ._mioloop import StreamTransport
-from ._tls import Tls, check_no_tls, check_plain_socket, client_tls, server_tls, start_tls_options
+from ._tls import Tls, check_no_tls, check_plain_socket, client_tls, server_tls
 from .server import Server
 
 __all__ = ["NetworkMethods"]
@@ -108,38 +108,6 @@ class NetworkMethods:
             wire.close()
             raise
         return transport, protocol
-
-    async def start_tls(
-        self,
-        transport: asyncio.BaseTransport,
-        protocol: asyncio.BaseProtocol,
-        sslcontext: Any,
-        *,
-        server_side: bool = False,
-        server_hostname: str | None = None,
-        ssl_handshake_timeout: float | None = None,
-        ssl_shutdown_timeout: float | None = None,
-    ) -> asyncio.Transport:
-        """Upgrades an open connection to TLS: returns the TLS transport, which
-        ``protocol`` is now attached to, once the handshake is done."""
-        tls = start_tls_options(
-            transport, sslcontext, server_side, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout
-        )
-        waiter = self.create_future()
-        tls_protocol = tls.protocol(self, protocol, waiter, call_connection_made=False)  # type: ignore[arg-type]
-        # Nothing is read until the TLS protocol is in place.
-        transport.pause_reading()  # type: ignore[attr-defined]
-        transport.set_protocol(tls_protocol)
-        made = self.call_soon(tls_protocol.connection_made, transport)
-        resumed = self.call_soon(transport.resume_reading)  # type: ignore[attr-defined]
-        try:
-            await waiter
-        except BaseException:
-            transport.close()
-            made.cancel()
-            resumed.cancel()
-            raise
-        return tls_protocol._app_transport  # type: ignore[return-value]
 
     async def create_connection(
         self,

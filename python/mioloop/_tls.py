@@ -14,6 +14,7 @@ import asyncio
 import socket
 import sys
 from asyncio import sslproto
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ try:
 except ImportError:  # pragma: no cover - CPython built without OpenSSL
     _ssl = None  # type: ignore[assignment]
 
-__all__ = ["Tls", "check_no_tls", "client_tls", "server_tls"]
+__all__ = ["Tls", "TlsMethods", "check_no_tls", "check_plain_socket", "client_tls", "server_tls"]
 
 
 @dataclass(frozen=True)
@@ -146,3 +147,42 @@ def start_tls_options(
     if not getattr(transport, "_start_tls_compatible", False):
         raise TypeError(f"transport {transport!r} is not supported by start_tls()")
     return Tls(sslcontext, server_side, server_hostname, handshake_timeout, shutdown_timeout)
+
+
+class TlsMethods:
+    """``start_tls`` of :class:`~mioloop.EventLoop`."""
+
+    create_future: Callable[[], asyncio.Future[Any]]
+    call_soon: Callable[..., Any]
+
+    async def start_tls(
+        self,
+        transport: asyncio.BaseTransport,
+        protocol: asyncio.BaseProtocol,
+        sslcontext: Any,
+        *,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+    ) -> asyncio.Transport:
+        """Upgrades an open connection to TLS: returns the TLS transport, which
+        ``protocol`` is now attached to, once the handshake is done."""
+        tls = start_tls_options(
+            transport, sslcontext, server_side, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout
+        )
+        waiter = self.create_future()
+        tls_protocol = tls.protocol(self, protocol, waiter, call_connection_made=False)  # type: ignore[arg-type]
+        # Nothing is read until the TLS protocol is in place.
+        transport.pause_reading()  # type: ignore[attr-defined]
+        transport.set_protocol(tls_protocol)
+        made = self.call_soon(tls_protocol.connection_made, transport)
+        resumed = self.call_soon(transport.resume_reading)  # type: ignore[attr-defined]
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            made.cancel()
+            resumed.cancel()
+            raise
+        return tls_protocol._app_transport  # type: ignore[return-value]

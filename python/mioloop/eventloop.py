@@ -30,6 +30,7 @@ from ._sendfile import SendfileMethods
 from ._signals import SignalMethods
 from ._sockets import SocketMethods
 from ._subprocess import SubprocessMethods
+from ._tls import TlsMethods
 
 _T = TypeVar("_T")
 
@@ -41,6 +42,7 @@ _app_log = logging.getLogger("tornado.application")
 class EventLoop(  # type: ignore[misc]
     SocketMethods,
     NetworkMethods,
+    TlsMethods,
     DatagramMethods,
     PipeMethods,
     SubprocessMethods,
