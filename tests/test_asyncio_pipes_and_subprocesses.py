@@ -297,3 +297,44 @@ def test_bad_subprocess_arguments_are_refused(
     with pytest.raises(ValueError, match=message):
         run(loop, getattr(loop, method)(asyncio.SubprocessProtocol, *args, **kwargs))
     assert run(loop, asyncio.sleep(0, "usable")) == "usable"
+
+
+def test_a_fifo_carries_data_between_a_write_and_a_read_pipe(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "fifo")
+            os.mkfifo(path)
+            reader_fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            writer_fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            _, rec = await loop.connect_read_pipe(PipeRecorder, open(reader_fd, "rb", buffering=0))
+            writing, lost = await loop.connect_write_pipe(PipeRecorder, open(writer_fd, "wb", buffering=0))
+            writing.write(b"named pipe")
+            writing.close()
+            assert await lost.lost is None
+            assert await rec.lost is None
+            return bytes(rec.data)
+
+    assert run(loop, main()) == b"named pipe"
+
+
+@pytest.mark.parametrize("loop", ["mioloop"], indirect=True)
+def test_without_pidfd_a_thread_notices_the_childs_exit(
+    loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kernels before 5.3 have no pidfd: mioloop's fallback waits in a thread."""
+
+    def no_pidfd(pid: int, flags: int = 0) -> int:
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+
+    async def main() -> tuple[int, int]:
+        proc = await asyncio.create_subprocess_shell("exit 5")
+        code = await proc.wait()
+        with pytest.raises(ChildProcessError):
+            os.waitpid(proc.pid, os.WNOHANG)
+        proc = await asyncio.create_subprocess_exec("sleep", "30")
+        proc.terminate()
+        return code, await proc.wait()
+
+    assert run(loop, main()) == (5, -signal.SIGTERM)
