@@ -7,8 +7,9 @@ side (issue 7's speed figures).
   ``create_server(ssl=...)``) in its own process; 4 client threads in this process
   each send a message and wait for its echo, over and over. Reported: messages/s
   and the server's CPU time per message (``/proc/<pid>/stat``).
-- ``udp``: a UDP echo server (``create_datagram_endpoint``); 4 client threads
-  each send a 64-byte datagram and wait for its echo. Same figures.
+- ``udp``: a UDP echo server (``create_datagram_endpoint``); the Rust load
+  generator ``benches/native/udp_loadgen.rs`` (built here with cargo) keeps 10
+  sockets each sending a 64-byte datagram and waiting for its echo. Same figures.
 - ``spawn``: 500 ``asyncio.create_subprocess_exec("/bin/true")`` + ``wait()`` in a
   row, in a fresh process per run: spawns/s.
 
@@ -34,6 +35,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+
+from run import NATIVE_BIN, build_native  # noqa: E402
 
 from workloads import Unavailable, make_loop  # noqa: E402
 
@@ -115,18 +118,19 @@ def tls_client(port: int, size: int, stop: threading.Event, counts: list[int], m
                 counts[me] += 1
 
 
-def udp_client(port: int, stop: threading.Event, counts: list[int], me: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.connect(("127.0.0.1", port))
-        sock.settimeout(1.0)
-        payload = b"x" * 64
-        while not stop.is_set():
-            sock.send(payload)
-            try:
-                sock.recv(100)
-            except TimeoutError:
-                continue  # lost: send another
-            counts[me] += 1
+def udp_load(port: int, server_pid: int, seconds: float) -> dict[str, float]:
+    """The Rust UDP load generator against the server on ``port``."""
+    out = subprocess.run(
+        [str(NATIVE_BIN / "udp-loadgen"), "--port", str(port), "--duration", str(seconds)]
+        + ["--server-pid", str(server_pid)],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        check=True,
+    )
+    result = json.loads(out.stdout)
+    messages = result["rps"] * result["seconds"]
+    return {"rate": result["rps"], "cpu_us_per_msg": result["server_cpu"] / messages * 1e6}
 
 
 def measure_server(kind: str, workload: str, seconds: float) -> dict[str, float] | None:
@@ -137,17 +141,13 @@ def measure_server(kind: str, workload: str, seconds: float) -> dict[str, float]
         if not line.strip().isdigit():
             return None
         port = int(line)
+        if what == "udp":
+            return udp_load(port, proc.pid, seconds)
         stop = threading.Event()
         # One counter per client thread, read while they run.
         counts = [0] * CLIENTS
         size = 1024 if workload == "tls-1k" else 10 * 1024
-        threads = [
-            threading.Thread(
-                target=tls_client if what == "tls" else udp_client,
-                args=(port, size, stop, counts, me) if what == "tls" else (port, stop, counts, me),
-            )
-            for me in range(CLIENTS)
-        ]
+        threads = [threading.Thread(target=tls_client, args=(port, size, stop, counts, me)) for me in range(CLIENTS)]
         for t in threads:
             t.start()
         time.sleep(0.5)  # handshakes and warm-up
@@ -187,6 +187,9 @@ def main() -> int:
     parser.add_argument("--loops", nargs="+", default=KINDS)
     parser.add_argument("--workloads", nargs="+", default=["tls-1k", "tls-10k", "udp", "spawn"])
     args = parser.parse_args()
+    if "udp" in args.workloads and (why := build_native()):
+        print(f"udp needs the Rust load generator: {why}", file=sys.stderr)
+        return 1
     loops = []
     for kind in args.loops:
         try:

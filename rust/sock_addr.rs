@@ -27,6 +27,15 @@ pub enum Address<'a> {
     Other(i32),
 }
 
+impl PartialEq for SockAddr {
+    /// The same family and bytes (what the kernel filled in).
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for SockAddr {}
+
 impl std::fmt::Debug for SockAddr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SockAddr({:?})", self.address())
@@ -122,12 +131,7 @@ impl SockAddr {
             }
             libc::AF_UNIX => {
                 let offset = std::mem::offset_of!(libc::sockaddr_un, sun_path);
-                // SAFETY: the storage is at least `len` bytes long (the kernel
-                // never reports more than it was given).
-                let bytes = unsafe {
-                    std::slice::from_raw_parts(std::ptr::addr_of!(self.storage).cast::<u8>(), len)
-                };
-                let path = bytes.get(offset..).unwrap_or_default();
+                let path = self.bytes().get(offset..).unwrap_or_default();
                 if path.first() == Some(&0) {
                     return Address::Unix(path);
                 }
@@ -136,6 +140,13 @@ impl SockAddr {
             }
             family => Address::Other(family),
         }
+    }
+
+    /// The address's bytes, as long as its length says.
+    fn bytes(&self) -> &[u8] {
+        let len = (self.len as usize).min(std::mem::size_of::<libc::sockaddr_storage>());
+        // SAFETY: the storage is a plain C struct of at least `len` bytes.
+        unsafe { std::slice::from_raw_parts(std::ptr::addr_of!(self.storage).cast::<u8>(), len) }
     }
 
     pub(crate) fn as_ptr(&self) -> *const libc::sockaddr {
@@ -170,6 +181,14 @@ mod tests {
         let addr = SockAddr::from_ip(SocketAddr::V6(v6));
         assert_eq!(addr.family(), libc::AF_INET6);
         assert_eq!(addr.address(), Address::V6(v6));
+    }
+
+    #[test]
+    fn addresses_are_equal_when_their_bytes_are() {
+        let a = SockAddr::from_ip("127.0.0.1:1".parse().unwrap());
+        assert_eq!(a, SockAddr::from_ip("127.0.0.1:1".parse().unwrap()));
+        assert_ne!(a, SockAddr::from_ip("127.0.0.1:2".parse().unwrap()));
+        assert_ne!(a, SockAddr::from_ip("[::1]:1".parse().unwrap()));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::python::core::LoopCore;
 use crate::python::errors;
 use crate::python::fd_owner::FdOwner;
 use crate::python::shared::Shared;
-use crate::{IoEvents, SockAddr, Trigger};
+use crate::{Address, IoEvents, SockAddr, Trigger};
 
 /// Where a datagram goes.
 pub(super) enum Target {
@@ -63,9 +63,38 @@ pub(super) struct State {
     pub(super) registered: bool,
     /// The events the fd table watches for now.
     pub(super) interest: IoEvents,
+    /// The last sender's address and the Python object made for it: the next
+    /// datagram from it reuses the object, and a `sendto` to that object (an
+    /// echo's reply) reuses the address.
+    pub(super) last_peer: Option<(SockAddr, Py<PyAny>)>,
 }
 
 impl State {
+    /// The Python address of `from`, made once per sender in a row.
+    pub(super) fn peer_object(&mut self, py: Python<'_>, from: SockAddr) -> PyResult<Py<PyAny>> {
+        if let Some((addr, object)) = &self.last_peer {
+            if *addr == from {
+                return Ok(object.clone_ref(py));
+            }
+        }
+        let object = super::address::to_python(py, &from)?.unbind();
+        if matches!(
+            from.address(),
+            Address::V4(_) | Address::V6(_) | Address::Unix(_)
+        ) {
+            self.last_peer = Some((from, object.clone_ref(py)));
+        }
+        Ok(object)
+    }
+
+    /// The kernel address of `addr` if it is the last sender's object.
+    pub(super) fn known_peer(&self, addr: &Bound<'_, PyAny>) -> Option<SockAddr> {
+        match &self.last_peer {
+            Some((sockaddr, object)) if addr.is(object) => Some(sockaddr.clone()),
+            _ => None,
+        }
+    }
+
     /// The events the transport needs now.
     pub(super) fn wanted(&self) -> IoEvents {
         let mut events = IoEvents::NONE;
@@ -240,6 +269,7 @@ impl LoopCore {
                     conn_lost: 0,
                     registered: true,
                     interest: IoEvents::NONE,
+                    last_peer: None,
                 }),
             },
         )?;

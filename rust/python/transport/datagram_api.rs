@@ -10,17 +10,20 @@ use pyo3::{PyTraverseError, PyVisit};
 use super::address;
 use super::bytes_like::with_bytes;
 use super::common::{self, LOG_THRESHOLD_FOR_CONNLOST_WRITES};
-use super::datagram::{DatagramTransport, Target};
+use super::datagram::{DatagramTransport, State, Target};
 use super::datagram_io::Sent;
 
 impl DatagramTransport {
     /// Where a datagram for `addr` goes.
-    fn target(&self, py: Python<'_>, addr: Option<&Bound<'_, PyAny>>) -> Target {
+    fn target(&self, st: &State, py: Python<'_>, addr: Option<&Bound<'_, PyAny>>) -> Target {
         if self.connected {
             return Target::Peer;
         }
         match addr {
-            Some(addr) => match address::from_numeric(addr, self.family) {
+            Some(addr) => match st
+                .known_peer(addr)
+                .or_else(|| address::from_numeric(addr, self.family))
+            {
                 Some(native) => Target::Native(native),
                 None => Target::Python(addr.clone().unbind()),
             },
@@ -76,7 +79,7 @@ impl DatagramTransport {
                 st.conn_lost += 1;
                 return Ok(Some(Err(st.conn_lost > LOG_THRESHOLD_FOR_CONNLOST_WRITES)));
             }
-            let target = this.target(py, addr.as_ref());
+            let target = this.target(&st, py, addr.as_ref());
             if !st.queue.is_empty() {
                 st.enqueue(bytes, target);
                 return Ok(Some(Ok(Sent::Blocked)));
@@ -249,6 +252,9 @@ impl DatagramTransport {
         visit.call(&self.address)?;
         if let Ok(st) = self.state.try_lock() {
             visit.call(&st.protocol)?;
+            if let Some((_, object)) = &st.last_peer {
+                visit.call(object)?;
+            }
             for datagram in &st.queue {
                 if let Target::Python(addr) = &datagram.to {
                     visit.call(addr)?;
@@ -262,7 +268,11 @@ impl DatagramTransport {
         let taken = {
             let mut st = self.lock();
             st.queued = 0;
-            (st.protocol.take(), std::mem::take(&mut st.queue))
+            (
+                st.protocol.take(),
+                std::mem::take(&mut st.queue),
+                st.last_peer.take(),
+            )
         };
         drop(taken);
     }

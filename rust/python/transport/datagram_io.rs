@@ -10,7 +10,6 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use super::address;
 use super::common;
 use super::datagram::{DatagramTransport, Target};
 use crate::python::errors;
@@ -71,7 +70,7 @@ impl DatagramTransport {
             *this.shared.read_buffer() = buf;
             let (method, outcome) = match got {
                 Ok((data, from)) => {
-                    let addr = address::to_python(py, &from)?;
+                    let addr = this.lock().peer_object(py, from)?;
                     let method = intern!(py, "datagram_received");
                     (method, protocol.call_method1(py, method, (data, addr)))
                 }
