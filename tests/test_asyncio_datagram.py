@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+import mioloop
+
 _T = TypeVar("_T")
 
 
@@ -243,8 +245,14 @@ def test_a_full_socket_queues_in_order_pauses_and_resumes(loop: asyncio.Abstract
                 got.append(peer.recv(100))
             except BlockingIOError:
                 await asyncio.sleep(0.001)
-        assert transport.get_write_buffer_size() == 0
-        assert rec.flow == ["pause", "resume"]
+        if isinstance(loop, mioloop.EventLoop) or sys.version_info < (3, 13):
+            assert transport.get_write_buffer_size() == 0
+            assert rec.flow == ["pause", "resume"]
+        else:
+            # asyncio 3.13.0 counts 8 header bytes per datagram queued but takes
+            # back only the payload once it is sent: its size never returns to 0,
+            # and the protocol is never resumed.
+            assert rec.flow[0] == "pause"
         transport.close()
         await rec.lost
         return got
@@ -349,7 +357,7 @@ def test_broadcast_and_reuse_port_options_reach_the_socket(loop: asyncio.Abstrac
             ValueError,
             "socket modifier keyword arguments can not be used when sock is specified",
         ),
-        ({"sock": "stream"}, ValueError, "A UDP Socket was expected"),
+        ({"sock": "stream"}, ValueError, "A (UDP Socket|datagram socket) was expected"),
     ],
 )
 def test_bad_endpoint_arguments_are_refused_and_leave_nothing_open(

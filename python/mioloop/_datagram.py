@@ -97,7 +97,8 @@ class DatagramMethods:
         returns ``(transport, protocol)``."""
         if sock is not None:
             if sock.type != socket.SOCK_DGRAM:
-                raise ValueError(f"A UDP Socket was expected, got {sock!r}")
+                kind = "datagram socket" if sys.version_info >= (3, 13) else "UDP Socket"  # asyncio's wording
+                raise ValueError(f"A {kind} was expected, got {sock!r}")
             _check_modifiers_unused(
                 local_addr=local_addr,
                 remote_addr=remote_addr,
