@@ -1,17 +1,32 @@
-"""Shared fixtures: a fresh loop per test, closed afterwards."""
+"""Shared fixtures (a fresh loop per test, closed afterwards) and helpers."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import os
 import socket
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import pytest
 
 import mioloop
 from mioloop import IOLoop
+
+_T = TypeVar("_T")
+
+
+def run(loop: asyncio.AbstractEventLoop, coro: Awaitable[_T], timeout: float = 10) -> _T:
+    """Runs ``coro`` on ``loop``; fails (``TimeoutError``) after ``timeout`` seconds."""
+    return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+
+
+def open_fds() -> int:
+    """How many fds this process has open (after collecting garbage)."""
+    gc.collect()
+    return len(os.listdir("/proc/self/fd"))
 
 
 @pytest.fixture(params=["mioloop", "asyncio"])

@@ -7,27 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import gc
 import os
 import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-_T = TypeVar("_T")
-
-
-def run(loop: asyncio.AbstractEventLoop, coro: Awaitable[_T], timeout: float = 10) -> _T:
-    return loop.run_until_complete(asyncio.wait_for(coro, timeout))
-
-
-def open_fds() -> int:
-    gc.collect()
-    return len(os.listdir("/proc/self/fd"))
+from .conftest import open_fds, run
 
 
 @pytest.fixture

@@ -9,18 +9,12 @@ import os
 import socket
 import sys
 import tempfile
-from collections.abc import Awaitable
-from typing import TypeVar
 
 import pytest
 
 import mioloop
 
-_T = TypeVar("_T")
-
-
-def run(loop: asyncio.AbstractEventLoop, coro: Awaitable[_T], timeout: float = 10) -> _T:
-    return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+from .conftest import run
 
 
 def watchers(loop: asyncio.AbstractEventLoop) -> int | None:

@@ -5,30 +5,19 @@ same expectations. The certificates are in ``tests/certs`` (``make.sh``)."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import socket
 import ssl
 import sys
 import tempfile
-from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-_T = TypeVar("_T")
+from .conftest import open_fds, run
 
 CERTS = Path(__file__).parent / "certs"
-
-
-def run(loop: asyncio.AbstractEventLoop, coro: Awaitable[_T], timeout: float = 10) -> _T:
-    return loop.run_until_complete(asyncio.wait_for(coro, timeout))
-
-
-def open_fds() -> int:
-    gc.collect()
-    return len(os.listdir("/proc/self/fd"))
 
 
 def server_context() -> ssl.SSLContext:

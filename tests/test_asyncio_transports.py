@@ -4,29 +4,18 @@ mioloop and on asyncio's own loop with the same expectations (RELIABILITY.md 31-
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import socket
 import struct
 import sys
 import tempfile
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 import mioloop
 
-_T = TypeVar("_T")
-
-
-def run(loop: asyncio.AbstractEventLoop, coro: Awaitable[_T], timeout: float = 10) -> _T:
-    return loop.run_until_complete(asyncio.wait_for(coro, timeout))
-
-
-def open_fds() -> int:
-    gc.collect()
-    return len(os.listdir("/proc/self/fd"))
+from .conftest import open_fds, run
 
 
 class Recorder(asyncio.Protocol):

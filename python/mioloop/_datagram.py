@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
-import stat
 import sys
 import warnings
-from asyncio import trsock
 from collections.abc import Callable
 from typing import Any
 
 from ._mioloop import DatagramTransport
-from ._network import resolve_waiter
+from ._network import remove_stale_socket, socket_extra, until_made
 
 __all__ = ["DatagramMethods"]
 
@@ -56,23 +53,9 @@ def _check_reuse_address(reuse_address: Any) -> None:
     )
 
 
-def _remove_stale_unix_socket(path: str | bytes) -> None:
-    if path[0] in (0, "\x00"):
-        return  # an abstract name: nothing on disk
-    try:
-        if stat.S_ISSOCK(os.stat(path).st_mode):
-            os.remove(path)
-    except FileNotFoundError:
-        pass
-    except OSError as err:
-        _logger.error("Unable to check or remove stale UNIX socket %r: %r", path, err)
-
-
 class DatagramMethods:
     """``create_datagram_endpoint`` of :class:`~mioloop.EventLoop`."""
 
-    create_future: Callable[[], asyncio.Future[Any]]
-    call_soon: Callable[..., Any]
     sock_connect: Callable[..., Any]
     _ensure_resolved: Callable[..., Any]
     _make_datagram_transport: Callable[..., DatagramTransport]
@@ -116,25 +99,9 @@ class DatagramMethods:
             pairs = await self._address_pairs(local_addr, remote_addr, family, proto, flags)
             sock, remote = await self._open_datagram_socket(pairs, local_addr, remote_addr, reuse_port, allow_broadcast)
         protocol = protocol_factory()
-        waiter = self.create_future()
-        transport = self._make_datagram(sock, protocol, remote)
-        # After connection_made and the start of reading, which are queued first.
-        self.call_soon(resolve_waiter, waiter)
-        try:
-            await waiter
-        except BaseException:
-            transport.close()
-            raise
+        transport = self._make_datagram_transport(sock, protocol, remote, socket_extra(sock))
+        await until_made(self, transport)
         return transport, protocol
-
-    def _make_datagram(self, sock: socket.socket, protocol: asyncio.BaseProtocol, remote: Any) -> DatagramTransport:
-        extra: dict[str, Any] = {"socket": trsock.TransportSocket(sock)}
-        for key, query in (("sockname", sock.getsockname), ("peername", sock.getpeername)):
-            try:
-                extra[key] = query()
-            except OSError:
-                extra[key] = None
-        return self._make_datagram_transport(sock, protocol, remote, extra)
 
     async def _address_pairs(
         self, local_addr: Any, remote_addr: Any, family: int, proto: int, flags: int
@@ -149,7 +116,7 @@ class DatagramMethods:
                 if addr is not None and not isinstance(addr, (str, bytes)):
                     raise TypeError("string is expected")
             if local_addr:
-                _remove_stale_unix_socket(local_addr)
+                remove_stale_socket(local_addr)
             return [((family, proto), (local_addr, remote_addr))]
         by_family: dict[tuple[int, int], list[Any]] = {}
         for index, addr in enumerate((local_addr, remote_addr)):

@@ -63,6 +63,30 @@ def resolve_waiter(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
+def socket_extra(sock: socket.socket) -> dict[str, Any]:
+    """A socket transport's ``get_extra_info``: ``socket``, ``sockname``,
+    ``peername`` (``None`` where the socket has none)."""
+    extra: dict[str, Any] = {"socket": trsock.TransportSocket(sock)}
+    for key, query in (("sockname", sock.getsockname), ("peername", sock.getpeername)):
+        try:
+            extra[key] = query()
+        except OSError:
+            extra[key] = None
+    return extra
+
+
+async def until_made(loop: Any, transport: Any) -> None:
+    """Waits until a new transport's ``connection_made`` (and the start of its
+    reading, queued with it) ran; closes the transport if the wait is cut short."""
+    waiter = loop.create_future()
+    loop.call_soon(resolve_waiter, waiter)
+    try:
+        await waiter
+    except BaseException:
+        transport.close()
+        raise
+
+
 class NetworkMethods:
     """The stream networking methods of :class:`~mioloop.EventLoop`."""
 
@@ -78,13 +102,7 @@ class NetworkMethods:
         """The transport of a connected socket (made non-blocking here)."""
         sock.setblocking(False)
         _set_nodelay(sock)
-        extra: dict[str, Any] = {"socket": trsock.TransportSocket(sock)}
-        for key, query in (("sockname", sock.getsockname), ("peername", sock.getpeername)):
-            try:
-                extra[key] = query()
-            except OSError:
-                extra[key] = None
-        return self._make_stream_transport(sock, protocol, extra, server)
+        return self._make_stream_transport(sock, protocol, socket_extra(sock), server)
 
     async def _connected_transport(
         self, sock: socket.socket, protocol_factory: ProtocolFactory, tls: Tls | None = None
@@ -372,8 +390,7 @@ class NetworkMethods:
                 raise ValueError("path and sock can not be specified at the same time")
             path = os.fspath(path)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            if path[0] not in (0, "\x00"):
-                _remove_stale_socket(path)
+            remove_stale_socket(path)
             try:
                 sock.bind(path)
             except OSError as exc:
@@ -418,7 +435,11 @@ def _check_unix_stream(sock: socket.socket) -> None:
         raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
 
 
-def _remove_stale_socket(path: str | bytes) -> None:
+def remove_stale_socket(path: str | bytes) -> None:
+    """Removes a socket file left at ``path`` (not an abstract name, which has no
+    file), so that a new socket can bind there."""
+    if path[0] in (0, "\x00"):
+        return
     try:
         if stat.S_ISSOCK(os.stat(path).st_mode):
             os.remove(path)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._mioloop import StreamTransport
-from ._network import resolve_waiter
+from ._network import until_made
 
 __all__ = ["PipeMethods"]
 
@@ -26,8 +26,6 @@ def _pipe_mode(pipe: Any) -> int:
 class PipeMethods:
     """The pipe methods of :class:`~mioloop.EventLoop`."""
 
-    create_future: Callable[[], asyncio.Future[Any]]
-    call_soon: Callable[..., Any]
     _make_pipe_transport: Callable[..., StreamTransport]
 
     async def connect_read_pipe(
@@ -62,13 +60,6 @@ class PipeMethods:
     ) -> tuple[StreamTransport, asyncio.BaseProtocol]:
         os.set_blocking(pipe.fileno(), False)
         protocol = protocol_factory()
-        waiter = self.create_future()
         transport = self._make_pipe_transport(pipe, protocol, {"pipe": pipe}, readable, watch_close)
-        # After connection_made and the start of reading, which are queued first.
-        self.call_soon(resolve_waiter, waiter)
-        try:
-            await waiter
-        except BaseException:
-            transport.close()
-            raise
+        await until_made(self, transport)
         return transport, protocol

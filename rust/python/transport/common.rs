@@ -166,3 +166,36 @@ pub(super) fn class_for_isinstance<'py>(
 ) -> PyResult<Bound<'py, pyo3::types::PyType>> {
     cell.import(py, "mioloop._transport_classes", name).cloned()
 }
+
+/// `get_extra_info(name, default)` over a transport's `extra` dict.
+pub(super) fn extra_info<'py>(
+    py: Python<'py>,
+    extra: &Py<PyDict>,
+    name: &Bound<'py, PyAny>,
+    default: Option<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match extra.bind(py).get_item(name)? {
+        Some(value) => value,
+        None => default.unwrap_or_else(|| py.None().into_bound(py)),
+    })
+}
+
+/// Brings the fd table's interest in `fd` to `want`, if it is registered and
+/// differs from `interest` (updated on success).
+pub(super) fn sync_interest(
+    shared: &Shared,
+    fd: std::os::fd::RawFd,
+    registered: bool,
+    interest: &mut crate::IoEvents,
+    want: crate::IoEvents,
+) -> PyResult<()> {
+    if !registered || want == *interest {
+        return Ok(());
+    }
+    shared
+        .lock()
+        .update_fd(fd, want)
+        .map_err(crate::python::errors::fd_error)?;
+    *interest = want;
+    Ok(())
+}

@@ -159,15 +159,7 @@ impl DatagramTransport {
     /// Brings the fd table's interest in line with what the state wants.
     pub(super) fn sync_interest(&self, st: &mut State) -> PyResult<()> {
         let want = st.wanted();
-        if !st.registered || want == st.interest {
-            return Ok(());
-        }
-        self.shared
-            .lock()
-            .update_fd(self.fd, want)
-            .map_err(errors::fd_error)?;
-        st.interest = want;
-        Ok(())
+        common::sync_interest(&self.shared, self.fd, st.registered, &mut st.interest, want)
     }
 
     /// Nothing more is read or sent from now on; the fd leaves the loop's table

@@ -182,10 +182,7 @@ impl DatagramTransport {
         name: &Bound<'py, PyAny>,
         default: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        Ok(match self.extra.bind(py).get_item(name)? {
-            Some(value) => value,
-            None => default.unwrap_or_else(|| py.None().into_bound(py)),
-        })
+        common::extra_info(py, &self.extra, name, default)
     }
 
     /// The protocol.

@@ -141,15 +141,7 @@ impl StreamTransport {
     /// Brings the fd table's interest in line with what the state wants.
     pub(super) fn sync_interest(&self, st: &mut State) -> PyResult<()> {
         let want = st.wanted();
-        if !st.registered || want == st.interest {
-            return Ok(());
-        }
-        self.shared
-            .lock()
-            .update_fd(self.fd, want)
-            .map_err(errors::fd_error)?;
-        st.interest = want;
-        Ok(())
+        common::sync_interest(&self.shared, self.fd, st.registered, &mut st.interest, want)
     }
 
     /// Takes the fd out of the loop's table, if it is still this transport's; the
