@@ -107,6 +107,38 @@ def test_call_soon_handles_cannot_be_made_or_subclassed_from_python() -> None:
     loop.close()
 
 
+def test_timer_handles_are_freed_once_run_or_cancelled_and_dropped() -> None:
+    # As for call_soon's handles: each live timer handle holds a reference to its type.
+    loop = EventLoop()
+    handle_type = type(loop.call_later(0, lambda: None))
+    loop.run_until_complete(asyncio.sleep(0.01))
+    baseline = sys.getrefcount(handle_type)
+    ran = [loop.call_later(0, lambda: None) for _ in range(500)]
+    cancelled = [loop.call_at(loop.time() + 60, lambda: None) for _ in range(500)]
+    assert sys.getrefcount(handle_type) == baseline + 1000
+    for handle in cancelled:
+        handle.cancel()
+    assert all(h.cancelled() for h in cancelled) and not any(h.cancelled() for h in ran)
+    loop.run_until_complete(asyncio.sleep(0.01))
+    del ran, cancelled, handle
+    assert sys.getrefcount(handle_type) == baseline
+    loop.close()
+
+
+def test_timer_handles_cannot_be_made_or_subclassed_from_python() -> None:
+    loop = EventLoop()
+    handle = loop.call_later(60, lambda: None)
+    assert handle.when() == pytest.approx(loop.time() + 60, abs=1)
+    assert repr(handle).startswith("<TimerHandle when=")
+    with pytest.raises(TypeError, match="cannot create"):
+        type(handle)()
+    with pytest.raises(TypeError, match="not an acceptable base type"):
+        type("Sub", (type(handle),), {})
+    handle.cancel()
+    assert repr(handle).endswith(" cancelled>")
+    loop.close()
+
+
 def heap_in_use() -> int:
     """Bytes the C allocator has handed out (glibc's mallinfo2), after a collection."""
     gc.collect()

@@ -114,15 +114,3 @@ impl PyCallback {
         visit.call(&self.context)
     }
 }
-
-/// Takes an object that holds no Python references out of the garbage
-/// collector's sight. PyO3 makes every pyclass GC-tracked; a handle per
-/// `call_soon` would then double the collector's work for nothing, as it can
-/// never be part of a reference cycle.
-pub(crate) fn untracked<T>(object: Py<T>) -> Py<T> {
-    // SAFETY: the GIL is held (the caller just made the object); the object is
-    // live and GC-tracked, and holds no Python references, so the collector has
-    // nothing to find in it. Its deallocation untracks it only if tracked.
-    unsafe { pyo3::ffi::PyObject_GC_UnTrack(object.as_ptr().cast()) };
-    object
-}

@@ -24,6 +24,7 @@ mod errors;
 mod fd_owner;
 mod handle;
 mod handlers;
+mod raw_type;
 mod report;
 mod run;
 mod scheduling;
@@ -53,7 +54,7 @@ fn _mioloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<core::LoopCore>()?;
     m.add_function(wrap_pyfunction!(_bench_calls, m)?)?;
     handle::add_to(m)?;
-    m.add_class::<timer_handle::TimerHandle>()?;
+    timer_handle::add_to(m)?;
     m.add_class::<transport::StreamTransport>()?;
     m.add_class::<transport::DatagramTransport>()?;
     m.add("READ", crate::IoEvents::READ.bits())?;

@@ -4,18 +4,17 @@
 
 use std::sync::Arc;
 
-use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use super::args;
-use super::callback::{untracked, PyCallback};
+use super::callback::PyCallback;
 use super::context;
 use super::core::LoopCore;
 use super::errors;
 use super::handle::Handle;
-use super::timer_handle::TimerHandle;
+use super::timer_handle;
 use crate::{deadline_after, deadline_at, monotonic_now, nanos_to_secs, Nanos};
 
 impl LoopCore {
@@ -37,11 +36,14 @@ impl LoopCore {
         py: Python<'_>,
         deadline: Nanos,
         callback: PyCallback,
-    ) -> PyResult<Py<TimerHandle>> {
+    ) -> PyResult<Py<PyAny>> {
         let key = self.lock().timers.insert(deadline, callback);
-        let handle = TimerHandle::new(key, nanos_to_secs(deadline), Arc::downgrade(&self.shared));
-        // It holds a weak reference to Rust state, no Python object.
-        Ok(untracked(Py::new(py, handle)?))
+        timer_handle::new_handle(
+            py,
+            key,
+            nanos_to_secs(deadline),
+            Arc::downgrade(&self.shared),
+        )
     }
 
     /// Schedules a Tornado-style timer, or an asyncio one if the only keyword is an
@@ -53,7 +55,7 @@ impl LoopCore {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
         method: &str,
-    ) -> PyResult<Py<TimerHandle>> {
+    ) -> PyResult<Py<PyAny>> {
         let py = callback.py();
         if let Some(kwargs) = kwargs.filter(|k| k.len() == 1) {
             if let Some(context) = kwargs.get_item(intern!(py, "context"))? {
@@ -108,7 +110,7 @@ impl LoopCore {
         callback: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
         context: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<TimerHandle>> {
+    ) -> PyResult<Py<PyAny>> {
         self.check_open()?;
         self.check_thread()?;
         let deadline = deadline_after(monotonic_now(), delay).map_err(errors::time_error)?;
@@ -124,7 +126,7 @@ impl LoopCore {
         callback: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
         context: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<TimerHandle>> {
+    ) -> PyResult<Py<PyAny>> {
         self.check_open()?;
         self.check_thread()?;
         let deadline = deadline_at(when).map_err(errors::time_error)?;
@@ -163,7 +165,7 @@ impl LoopCore {
         callback: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Py<TimerHandle>> {
+    ) -> PyResult<Py<PyAny>> {
         self.check_open()?;
         let deadline = args::tornado_deadline(deadline)?;
         let cb = PyCallback::tornado(callback, args, kwargs, "add_timeout")?;
@@ -182,7 +184,7 @@ impl LoopCore {
         callback: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Py<TimerHandle>> {
+    ) -> PyResult<Py<PyAny>> {
         self.check_open()?;
         self.check_thread()?;
         let deadline = deadline_after(monotonic_now(), delay).map_err(errors::time_error)?;
@@ -198,7 +200,7 @@ impl LoopCore {
         callback: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Py<TimerHandle>> {
+    ) -> PyResult<Py<PyAny>> {
         self.check_open()?;
         self.check_thread()?;
         let deadline = deadline_at(when).map_err(errors::time_error)?;
@@ -207,14 +209,7 @@ impl LoopCore {
 
     /// Cancels a pending timeout. Removing one that already ran does nothing.
     fn remove_timeout(&self, timeout: &Bound<'_, PyAny>) -> PyResult<()> {
-        let handle =
-            timeout.cast::<TimerHandle>().map_err(|_| {
-                PyTypeError::new_err(format!(
-                "remove_timeout() expects a handle returned by add_timeout or call_later, got {}",
-                timeout.get_type().name().map(|n| n.to_string()).unwrap_or_default()
-            ))
-            })?;
-        handle.call_method0("cancel")?;
+        timer_handle::cancel_handle(timeout)?;
         Ok(())
     }
 }

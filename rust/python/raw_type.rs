@@ -1,0 +1,130 @@
+//! Small Python types written against the C API instead of as `#[pyclass]`es:
+//! `Handle` and `TimerHandle`, one made per `call_soon` or `call_later`.
+//!
+//! # Why not a pyclass
+//! PyO3 makes every pyclass a garbage-collected type. Allocating a GC object counts
+//! towards the collector's next run even when the object is untracked at once, so a
+//! pyclass handle per call made a burst of callbacks run the collector twice as
+//! often (and spend a third of its time there). These handles hold no Python
+//! reference, so they can never be part of a cycle: they need no GC support.
+//!
+//! # Why the raw allocator
+//! Their memory comes from the C allocator, not from pymalloc's arenas, where the
+//! `contextvars.Context` copied for each callback lives. Interleaved with the
+//! handles, those contexts spread over more pages, and a full collection (which
+//! walks every one of them) took 2.5 times as long with a million callbacks queued.
+//!
+//! # Safety
+//! The types are immutable, cannot be instantiated from Python nor subclassed, so
+//! an object of one is always what its module's constructor made. Every function
+//! here is called with the GIL held (CPython calls the slots with it; the Rust
+//! callers hold a `Python` token).
+
+use std::ffi::{c_int, c_void, CStr};
+
+use pyo3::exceptions::PyMemoryError;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyType;
+
+/// A `METH_NOARGS` method.
+pub(crate) type NoArgs =
+    unsafe extern "C" fn(*mut ffi::PyObject, *mut ffi::PyObject) -> *mut ffi::PyObject;
+
+/// What a type is made of.
+pub(crate) struct Spec {
+    pub(crate) name: &'static CStr,
+    pub(crate) doc: &'static CStr,
+    /// The size of the object's C struct.
+    pub(crate) size: usize,
+    pub(crate) methods: &'static [(&'static CStr, NoArgs, &'static CStr)],
+    pub(crate) repr: unsafe extern "C" fn(*mut ffi::PyObject) -> *mut ffi::PyObject,
+    pub(crate) dealloc: unsafe extern "C" fn(*mut ffi::PyObject),
+}
+
+/// Makes the type.
+pub(crate) fn create_type(py: Python<'_>, spec: &Spec) -> PyResult<Py<PyType>> {
+    // CPython keeps pointers to the method table for the type's lifetime: leak it
+    // (once per type per process, a few bytes).
+    let mut table: Vec<ffi::PyMethodDef> = spec
+        .methods
+        .iter()
+        .map(|&(name, meth, doc)| ffi::PyMethodDef {
+            ml_name: name.as_ptr(),
+            ml_meth: ffi::PyMethodDefPointer { PyCFunction: meth },
+            ml_flags: ffi::METH_NOARGS,
+            ml_doc: doc.as_ptr(),
+        })
+        .collect();
+    table.push(ffi::PyMethodDef::zeroed());
+    let table: &'static mut [ffi::PyMethodDef] = Box::leak(table.into_boxed_slice());
+    let slot = |slot: c_int, pfunc: *mut c_void| ffi::PyType_Slot { slot, pfunc };
+    let mut slots = [
+        slot(ffi::Py_tp_dealloc, spec.dealloc as *mut c_void),
+        slot(ffi::Py_tp_repr, spec.repr as *mut c_void),
+        slot(ffi::Py_tp_methods, table.as_mut_ptr().cast()),
+        slot(ffi::Py_tp_doc, spec.doc.as_ptr() as *mut c_void),
+        ffi::PyType_Slot::default(),
+    ];
+    let mut type_spec = ffi::PyType_Spec {
+        name: spec.name.as_ptr(),
+        basicsize: c_int::try_from(spec.size).expect("a handle's struct is a few words"),
+        itemsize: 0,
+        flags: (ffi::Py_TPFLAGS_DEFAULT
+            | ffi::Py_TPFLAGS_IMMUTABLETYPE
+            | ffi::Py_TPFLAGS_DISALLOW_INSTANTIATION) as _,
+        slots: slots.as_mut_ptr(),
+    };
+    // SAFETY: the GIL is held; the spec and slots outlive the call (CPython copies
+    // what it keeps, except the method table, which is 'static). Returns a new
+    // reference to a type, or NULL with an exception set.
+    let tp = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyType_FromSpec(&mut type_spec)) }?;
+    Ok(tp.cast_into::<PyType>()?.unbind())
+}
+
+/// A new, zeroed object of type `tp`, whose struct is `size` bytes; the caller
+/// writes the fields that zero is not a valid value for.
+///
+/// # Safety
+/// `tp` is a type made by `create_type` with that `size`.
+pub(crate) unsafe fn alloc(
+    py: Python<'_>,
+    tp: &Bound<'_, PyType>,
+    size: usize,
+) -> PyResult<Py<PyAny>> {
+    // SAFETY: the GIL is held. The memory is zeroed and `size` bytes; `PyObject_Init`
+    // sets its type (taking a reference to the heap type) and a reference count of
+    // one, which `from_owned_ptr` takes over.
+    unsafe {
+        let memory = ffi::PyMem_RawCalloc(1, size);
+        if memory.is_null() {
+            return Err(PyMemoryError::new_err("out of memory for a handle"));
+        }
+        let object = ffi::PyObject_Init(memory.cast(), tp.as_ptr().cast());
+        Ok(Bound::from_owned_ptr(py, object).unbind())
+    }
+}
+
+/// Frees an object made by `alloc`, once its fields are dropped.
+///
+/// # Safety
+/// Called from the type's `tp_dealloc`, with a live object `alloc` made.
+pub(crate) unsafe fn free(slf: *mut ffi::PyObject) {
+    // SAFETY: as the caller promises; an instance holds a reference to its (heap)
+    // type, released once the memory is freed.
+    unsafe {
+        let tp = ffi::Py_TYPE(slf);
+        ffi::PyMem_RawFree(slf.cast());
+        ffi::Py_DecRef(tp.cast());
+    }
+}
+
+/// A new reference to `None`, for a method's result.
+pub(crate) fn none() -> *mut ffi::PyObject {
+    // SAFETY: None is immortal or reference counted; either way a new reference.
+    unsafe {
+        let none = ffi::Py_None();
+        ffi::Py_IncRef(none);
+        none
+    }
+}
