@@ -5,7 +5,6 @@
 //! number was reused, or a dup that keeps an old epoll entry alive — match nothing
 //! and are dropped instead of reaching the new handler.
 
-use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
 
@@ -13,69 +12,12 @@ use mio::unix::SourceFd;
 use mio::{Registry, Token};
 
 use crate::events::IoEvents;
+use crate::fd_entry::FileIdentity;
+pub use crate::fd_entry::{FdEntry, FdError, Trigger};
 use crate::fd_slots::FdSlots;
 
 /// Generations stay below 2^31, so a token's top bit is never set (see `token.rs`).
 const GENERATION_MASK: u64 = 0x7fff_ffff;
-
-/// Why a registration was refused.
-#[derive(Debug)]
-pub enum FdError {
-    /// The fd is negative.
-    Negative(RawFd),
-    /// The fd already has a handler.
-    AlreadyRegistered(RawFd),
-    /// The fd has no handler (`update`).
-    NotRegistered(RawFd),
-    /// The kernel refused it (closed fd: EBADF; regular file: EPERM).
-    Os(io::Error),
-}
-
-impl fmt::Display for FdError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FdError::Negative(fd) => write!(f, "invalid file descriptor: {fd}"),
-            FdError::AlreadyRegistered(fd) => write!(f, "fd {fd} is already registered"),
-            FdError::NotRegistered(fd) => write!(f, "fd {fd} is not registered"),
-            FdError::Os(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for FdError {}
-
-/// How a registration's readiness reaches its handler.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    /// Called while the fd is ready (Tornado's handlers, asyncio's readers and
-    /// writers): after the handler runs, the registration is re-armed, so an fd
-    /// left ready is reported again.
-    Level,
-    /// Called when the fd becomes ready: the handler works until `WouldBlock`
-    /// (a transport), so no re-arm is owed unless it asks with
-    /// [`FdTable::dispatched`].
-    Edge,
-}
-
-/// One registered fd.
-#[derive(Debug)]
-pub struct FdEntry<H> {
-    /// The token of this registration.
-    pub token: Token,
-    /// The events the handler asked for (ERROR is always reported).
-    pub interest: IoEvents,
-    /// Level- or edge-triggered.
-    pub trigger: Trigger,
-    /// The host's handler.
-    pub handler: H,
-    /// Whether the fd is in the poll's interest set (it is not while `interest`
-    /// has neither READ nor WRITE).
-    in_poll: bool,
-    /// The poll count when the handler ran, if the registration has not been
-    /// re-armed since nor has a new event arrived for it (see
-    /// [`FdTable::rearm_owed`]).
-    owes_rearm_since: Option<u64>,
-}
 
 /// Handlers by fd, each with the token of its registration.
 ///
@@ -177,7 +119,9 @@ impl<H> FdTable<H> {
     ) -> Result<Option<H>, FdError> {
         let index = usize::try_from(fd).map_err(|_| FdError::Negative(fd))?;
         if let Some(old) = self.get(fd) {
-            if !old.in_poll {
+            // In the poll, the kernel tells a stale entry apart (registering the
+            // file the number names now succeeds); out of it, the file's identity.
+            if !old.in_poll && old.file.map_or(true, |file| file.still(fd)) {
                 return Err(FdError::AlreadyRegistered(fd));
             }
         }
@@ -211,6 +155,11 @@ impl<H> FdTable<H> {
             trigger,
             handler,
             in_poll,
+            file: if in_poll {
+                None
+            } else {
+                FileIdentity::of(fd).ok()
+            },
             owes_rearm_since: None,
         };
         let old = self.entries.insert(index, entry);
@@ -228,6 +177,10 @@ impl<H> FdTable<H> {
             .ok()
             .and_then(|i| self.entries.get_mut(i))
             .ok_or(FdError::NotRegistered(fd))?;
+        if !entry.in_poll && entry.file.is_some_and(|file| !file.still(fd)) {
+            // Closed (its number maybe reused) since: not this registration's fd.
+            return Err(FdError::NotRegistered(fd));
+        }
         let source = &mut SourceFd(&fd);
         match (events.interest(), entry.in_poll) {
             (Some(interest), true) => registry.reregister(source, entry.token, interest),
@@ -235,8 +188,17 @@ impl<H> FdTable<H> {
             (None, true) => registry.deregister(source),
             (None, false) => Ok(()),
         }
-        .map_err(FdError::Os)?;
+        .map_err(|e| match e.raw_os_error() {
+            // The poll no longer holds the fd the entry was for: it was closed.
+            Some(libc::ENOENT | libc::EBADF) if entry.in_poll => FdError::NotRegistered(fd),
+            _ => FdError::Os(e),
+        })?;
         entry.in_poll = events.interest().is_some();
+        entry.file = if entry.in_poll {
+            None
+        } else {
+            FileIdentity::of(fd).ok()
+        };
         entry.interest = events;
         entry.owes_rearm_since = None;
         Ok(())

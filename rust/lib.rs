@@ -11,6 +11,7 @@
 
 mod clock;
 mod events;
+mod fd_entry;
 mod fd_io;
 mod fd_slots;
 mod fd_table;

@@ -155,6 +155,45 @@ fn closed_fd_with_reused_number_does_not_reach_the_old_handler() {
 }
 
 #[test]
+fn an_fd_watched_for_nothing_then_closed_and_reused_is_a_new_registration() {
+    for interest in [IoEvents::NONE, IoEvents::ERROR] {
+        let mut ev = NativeLoop::new().unwrap();
+        let (a, _a_peer) = pair();
+        let old_calls = Rc::new(Cell::new(0));
+        let o = old_calls.clone();
+        let fd = a.into_raw_fd();
+        ev.add_handler(fd, interest, move |_, _, _| o.set(o.get() + 1))
+            .unwrap();
+        // Out of the poll, the kernel keeps nothing: the same file is still refused.
+        assert!(matches!(
+            ev.add_handler(fd, IoEvents::READ, |_, _, _| {}),
+            Err(FdError::AlreadyRegistered(_))
+        ));
+        let (c, mut d) = pair();
+        // SAFETY: `fd` is ours (taken from `a`) and `c` is open; dup2 replaces `fd`.
+        assert_eq!(unsafe { libc::dup2(c.as_raw_fd(), fd) }, fd);
+        // SAFETY: `fd` now names a socket nothing else owns.
+        let reused = RefCell::new(unsafe { UnixStream::from_raw_fd(fd) });
+        // Another file at the number: not the registration's fd any more.
+        assert!(matches!(
+            ev.update_handler(fd, IoEvents::READ),
+            Err(FdError::NotRegistered(_))
+        ));
+        let new_calls = Rc::new(Cell::new(0));
+        let n = new_calls.clone();
+        ev.add_handler(fd, IoEvents::READ, move |_, _, _| {
+            let _ = reused.borrow_mut().read(&mut [0u8; 8]);
+            n.set(n.get() + 1);
+        })
+        .unwrap();
+        d.write_all(b"new").unwrap();
+        run_until(&mut ev, || new_calls.get() > 0);
+        assert_eq!(old_calls.get(), 0);
+        drop(c);
+    }
+}
+
+#[test]
 fn removing_a_ready_fd_from_an_earlier_handler_skips_it() {
     let mut ev = NativeLoop::new().unwrap();
     let (a, mut a_peer) = pair();

@@ -255,20 +255,28 @@ def test_a_loop_runs_in_a_thread_that_is_not_the_main_one_and_is_current_there(i
 
 
 @pytest.mark.parametrize("events", ["NONE", "ERROR"])
-def test_an_fd_registered_for_nothing_closed_then_reused(make_loop: Callable[[], Any], events: str) -> None:
+def test_an_fd_registered_for_nothing_closed_then_reused(
+    make_loop: Callable[[], Any], ioloop_kind: str, events: str
+) -> None:
     loop = make_loop()
     a, b = socket.socketpair()
     number = a.fileno()
-    loop.add_handler(number, lambda fd, ev: None, getattr(loop, events))
+    old_calls: list[int] = []
+    loop.add_handler(number, lambda fd, ev: old_calls.append(ev), getattr(loop, events))
     a.close()
     c, d = socket.socketpair()
     try:
-        # The number is taken again at once (lowest free); the old entry still holds
-        # it, so adding is refused until it is removed, as in Tornado.
-        if c.fileno() == number:
+        assert c.fileno() == number  # the lowest free number is taken again at once
+        if ioloop_kind == "tornado":
+            # Tornado's table still holds the number: refused until it is removed.
             with pytest.raises(ValueError):
                 loop.add_handler(c, lambda fd, ev: None, loop.READ)
-        loop.remove_handler(number)
+            loop.remove_handler(number)
+        else:
+            # mioloop sees the old registration's file is gone: updating it is
+            # refused as for any unregistered fd, and the number is free to add.
+            with pytest.raises(ValueError, match="not registered"):
+                loop.update_handler(number, loop.READ)
         got: list[bytes] = []
         c.setblocking(False)
         loop.add_handler(c, lambda fd, ev: got.append(c.recv(10)), loop.READ)
@@ -276,6 +284,7 @@ def test_an_fd_registered_for_nothing_closed_then_reused(make_loop: Callable[[],
         loop.call_later(0.05, loop.stop)
         loop.start()
         assert got == [b"new"]
+        assert old_calls == []
     finally:
         b.close()
         c.close()

@@ -1,7 +1,6 @@
 //! asyncio's fd watchers: `add_reader`, `add_writer`, `remove_reader`,
 //! `remove_writer`, level-triggered, on the same fd table as Tornado's handlers.
 
-use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
@@ -30,10 +29,10 @@ fn slot(watchers: &mut Watchers, side: Side) -> &mut Option<Arc<PyCallback>> {
     }
 }
 
-/// Whether an `EPOLL_CTL_MOD` failed because the fd was closed (and maybe its
-/// number reused) since it was registered.
+/// Whether an update failed because the fd was closed (and maybe its number
+/// reused) since it was registered: the fd table reports it as not registered.
 fn stale(err: &FdError) -> bool {
-    matches!(err, FdError::Os(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::EBADF))
+    matches!(err, FdError::NotRegistered(_))
 }
 
 /// Sets the watcher on `side` of `fd`; returns what it replaced, for the caller to

@@ -192,10 +192,14 @@ pub(super) fn sync_interest(
     if !registered || want == *interest {
         return Ok(());
     }
-    shared
-        .lock()
-        .update_fd(fd, want)
-        .map_err(crate::python::errors::fd_error)?;
+    shared.lock().update_fd(fd, want).map_err(|e| match e {
+        // The transport's fd was closed behind its back: an OS error, as the
+        // kernel would give.
+        crate::FdError::NotRegistered(_) => {
+            crate::python::errors::os_error(std::io::Error::from_raw_os_error(libc::EBADF))
+        }
+        other => crate::python::errors::fd_error(other),
+    })?;
     *interest = want;
     Ok(())
 }
