@@ -21,6 +21,50 @@ const DEFAULT_HIGH_WATER: usize = 64 * 1024;
 /// (asyncio's threshold).
 pub(super) const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u32 = 5;
 
+/// A write buffer's water marks and whether the protocol was told to pause.
+pub(super) struct Flow {
+    pub(super) high_water: usize,
+    pub(super) low_water: usize,
+    pub(super) protocol_paused: bool,
+}
+
+impl Flow {
+    /// asyncio's default marks, not paused.
+    pub(super) fn new() -> PyResult<Self> {
+        let (high_water, low_water) = write_limits(None, None)?;
+        Ok(Self {
+            high_water,
+            low_water,
+            protocol_paused: false,
+        })
+    }
+
+    /// Whether the protocol is now due a `pause_writing()` (`pause`) or a
+    /// `resume_writing()` with `buffered` bytes waiting; if so, it counts as told.
+    pub(super) fn due(&mut self, pause: bool, buffered: usize) -> bool {
+        let due = if pause {
+            !self.protocol_paused && buffered > self.high_water
+        } else {
+            self.protocol_paused && buffered <= self.low_water
+        };
+        if due {
+            self.protocol_paused = pause;
+        }
+        due
+    }
+
+    /// `get_write_buffer_limits()`: `(low, high)`.
+    pub(super) fn limits(&self) -> (usize, usize) {
+        (self.low_water, self.high_water)
+    }
+
+    /// `set_write_buffer_limits(high, low)`.
+    pub(super) fn set_limits(&mut self, high: Option<isize>, low: Option<isize>) -> PyResult<()> {
+        (self.high_water, self.low_water) = write_limits(high, low)?;
+        Ok(())
+    }
+}
+
 /// The `(high, low)` water marks from what `set_write_buffer_limits` was given,
 /// with asyncio's defaults (64 KiB, and a quarter of the high mark).
 pub(super) fn write_limits(high: Option<isize>, low: Option<isize>) -> PyResult<(usize, usize)> {

@@ -51,9 +51,7 @@ pub(super) struct State {
     pub(super) queue: VecDeque<Datagram>,
     /// The queued payloads plus `HEADER_SIZE` each: `get_write_buffer_size()`.
     pub(super) queued: usize,
-    pub(super) high_water: usize,
-    pub(super) low_water: usize,
-    pub(super) protocol_paused: bool,
+    pub(super) flow: common::Flow,
     /// `connection_made` ran: reading may begin.
     pub(super) started: bool,
     pub(super) closing: bool,
@@ -237,7 +235,6 @@ impl LoopCore {
             Some(peer) => peer.is_truthy()?,
             None => false,
         };
-        let (high_water, low_water) = common::write_limits(None, None)?;
         let transport = Py::new(
             py,
             DatagramTransport {
@@ -253,9 +250,7 @@ impl LoopCore {
                     protocol: Some(protocol.clone().unbind()),
                     queue: VecDeque::new(),
                     queued: 0,
-                    high_water,
-                    low_water,
-                    protocol_paused: false,
+                    flow: common::Flow::new()?,
                     started: false,
                     closing: false,
                     conn_lost: 0,

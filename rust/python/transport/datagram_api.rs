@@ -153,8 +153,7 @@ impl DatagramTransport {
 
     /// The `(low, high)` water marks of the queue.
     fn get_write_buffer_limits(&self) -> (usize, usize) {
-        let st = self.lock();
-        (st.low_water, st.high_water)
+        self.lock().flow.limits()
     }
 
     /// Sets the water marks: past `high` queued bytes the protocol's
@@ -165,12 +164,7 @@ impl DatagramTransport {
         high: Option<isize>,
         low: Option<isize>,
     ) -> PyResult<()> {
-        let (high, low) = common::write_limits(high, low)?;
-        {
-            let mut st = slf.get().lock();
-            st.high_water = high;
-            st.low_water = low;
-        }
+        slf.get().lock().flow.set_limits(high, low)?;
         Self::flow_control(slf, true)
     }
 

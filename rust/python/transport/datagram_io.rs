@@ -212,11 +212,8 @@ impl DatagramTransport {
         let this = slf.get();
         let protocol = {
             let mut st = this.lock();
-            let due = if pause {
-                !st.protocol_paused && st.queued > st.high_water
-            } else {
-                st.protocol_paused && st.queued <= st.low_water
-            };
+            let buffered = st.queued;
+            let due = st.flow.due(pause, buffered);
             let Some(protocol) = st
                 .protocol
                 .as_ref()
@@ -225,7 +222,6 @@ impl DatagramTransport {
             else {
                 return Ok(());
             };
-            st.protocol_paused = pause;
             protocol
         };
         common::tell_flow(this.event_loop.bind(py), slf.as_any(), &protocol, pause)

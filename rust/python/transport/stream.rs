@@ -47,9 +47,7 @@ pub(super) struct State {
     pub(super) buffered: bool,
     pub(super) server: Option<Py<PyAny>>,
     pub(super) queue: WriteQueue,
-    pub(super) high_water: usize,
-    pub(super) low_water: usize,
-    pub(super) protocol_paused: bool,
+    pub(super) flow: common::Flow,
     pub(super) reading_paused: bool,
     /// `connection_made` ran: reading may begin.
     pub(super) started: bool,
@@ -277,7 +275,6 @@ impl StreamTransport {
         let this = slf.get();
         this.check_process()?;
         let fd = super::super::args::fileno(sock)?;
-        let (high_water, low_water) = common::write_limits(None, None)?;
         let transport = Py::new(
             py,
             StreamTransport {
@@ -292,9 +289,7 @@ impl StreamTransport {
                     buffered: is_buffered(protocol)?,
                     server: server.filter(|s| !s.is_none()).map(|s| s.clone().unbind()),
                     queue: WriteQueue::new(),
-                    high_water,
-                    low_water,
-                    protocol_paused: false,
+                    flow: common::Flow::new()?,
                     reading_paused: false,
                     started: false,
                     eof_received: false,

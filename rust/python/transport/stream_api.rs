@@ -193,8 +193,7 @@ impl StreamTransport {
 
     /// The `(low, high)` water marks of the write buffer.
     fn get_write_buffer_limits(&self) -> (usize, usize) {
-        let st = self.lock();
-        (st.low_water, st.high_water)
+        self.lock().flow.limits()
     }
 
     /// Sets the water marks: past `high` buffered bytes the protocol's
@@ -205,12 +204,7 @@ impl StreamTransport {
         high: Option<isize>,
         low: Option<isize>,
     ) -> PyResult<()> {
-        let (high, low) = common::write_limits(high, low)?;
-        {
-            let mut st = slf.get().lock();
-            st.high_water = high;
-            st.low_water = low;
-        }
+        slf.get().lock().flow.set_limits(high, low)?;
         Self::maybe_pause_protocol(slf)
     }
 

@@ -263,11 +263,8 @@ impl StreamTransport {
         let this = slf.get();
         let protocol = {
             let mut st = this.lock();
-            let due = if pause {
-                !st.protocol_paused && st.queue.len() > st.high_water
-            } else {
-                st.protocol_paused && st.queue.len() <= st.low_water
-            };
+            let buffered = st.queue.len();
+            let due = st.flow.due(pause, buffered);
             let Some(protocol) = st
                 .protocol
                 .as_ref()
@@ -276,7 +273,6 @@ impl StreamTransport {
             else {
                 return Ok(());
             };
-            st.protocol_paused = pause;
             protocol
         };
         common::tell_flow(this.event_loop.bind(py), slf.as_any(), &protocol, pause)
