@@ -125,6 +125,29 @@ pub(super) fn report_error(
     report::call_exception_handler(event_loop, context)
 }
 
+/// What a transport's fatal error reports: an exit (`KeyboardInterrupt`,
+/// `SystemExit`) is returned as the error; anything but an `OSError` (the peer's
+/// or the system's doing) goes to the loop's exception handler with `message`.
+/// Returns the exception, for `connection_lost`.
+pub(super) fn fatal_exception<'py>(
+    event_loop: &Bound<'py, PyAny>,
+    transport: &Bound<'py, PyAny>,
+    protocol: impl FnOnce() -> Option<Py<PyAny>>,
+    err: PyErr,
+    message: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = event_loop.py();
+    let err = match report::classify(py, err) {
+        Failure::Exit(exit) => return Err(exit),
+        Failure::Report(err) => err,
+    };
+    let exc = err.value(py).clone().into_any();
+    if !err.is_instance_of::<pyo3::exceptions::PyOSError>(py) {
+        report_error(event_loop, message, &exc, transport, protocol().as_ref())?;
+    }
+    Ok(exc)
+}
+
 /// Calls the protocol's `pause_writing()` (or `resume_writing()`); an error it
 /// raises is reported, an exit propagates.
 pub(super) fn tell_flow(

@@ -13,7 +13,7 @@ use pyo3::types::PyBytes;
 use super::common;
 use super::datagram::{DatagramTransport, Target};
 use crate::python::errors;
-use crate::python::report::{self, Failure};
+use crate::python::report;
 use crate::IoEvents;
 
 /// Datagrams read per readiness event before the transport lets other work run;
@@ -191,17 +191,10 @@ impl DatagramTransport {
     /// and `SystemExit` propagate.
     pub(super) fn fatal_error(slf: &Bound<'_, Self>, err: PyErr, message: &str) -> PyResult<()> {
         let py = slf.py();
-        let err = match report::classify(py, err) {
-            Failure::Exit(exit) => return Err(exit),
-            Failure::Report(err) => err,
-        };
-        let exc = err.value(py).clone().into_any();
-        if !err.is_instance_of::<PyOSError>(py) {
-            let this = slf.get();
-            let protocol = this.lock().protocol.as_ref().map(|p| p.clone_ref(py));
-            let event_loop = this.event_loop.bind(py);
-            common::report_error(event_loop, message, &exc, slf.as_any(), protocol.as_ref())?;
-        }
+        let this = slf.get();
+        let protocol = || this.lock().protocol.as_ref().map(|p| p.clone_ref(py));
+        let event_loop = this.event_loop.bind(py);
+        let exc = common::fatal_exception(event_loop, slf.as_any(), protocol, err, message)?;
         Self::force_close(slf, Some(exc))
     }
 

@@ -4,7 +4,7 @@
 use std::io;
 
 use mio::Token;
-use pyo3::exceptions::{PyBrokenPipeError, PyOSError, PyRuntimeError};
+use pyo3::exceptions::{PyBrokenPipeError, PyRuntimeError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -13,7 +13,6 @@ use super::bytes_like::with_writable;
 use super::common;
 use super::stream::{Kind, StreamTransport};
 use crate::python::errors;
-use crate::python::report::{self, Failure};
 use crate::IoEvents;
 
 /// The size of a read (and of each loop's shared read buffer).
@@ -232,17 +231,10 @@ impl StreamTransport {
     /// `connection_lost(exc)`. `KeyboardInterrupt` and `SystemExit` propagate.
     pub(super) fn fatal_error(slf: &Bound<'_, Self>, err: PyErr, message: &str) -> PyResult<()> {
         let py = slf.py();
-        let err = match report::classify(py, err) {
-            Failure::Exit(exit) => return Err(exit),
-            Failure::Report(err) => err,
-        };
-        let exc = err.value(py).clone().into_any();
-        if !err.is_instance_of::<PyOSError>(py) {
-            let this = slf.get();
-            let protocol = this.lock().protocol.as_ref().map(|p| p.clone_ref(py));
-            let event_loop = this.event_loop.bind(py);
-            common::report_error(event_loop, message, &exc, slf.as_any(), protocol.as_ref())?;
-        }
+        let this = slf.get();
+        let protocol = || this.lock().protocol.as_ref().map(|p| p.clone_ref(py));
+        let event_loop = this.event_loop.bind(py);
+        let exc = common::fatal_exception(event_loop, slf.as_any(), protocol, err, message)?;
         Self::force_close(slf, Some(exc))
     }
 
