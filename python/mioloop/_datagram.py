@@ -78,6 +78,7 @@ class DatagramMethods:
         ``remote_addr`` (with ``allow_broadcast``, not connected but sending there
         by default), for ``family`` (``AF_UNIX`` takes paths), or over ``sock``;
         returns ``(transport, protocol)``."""
+        _check_reuse_address(reuse_address)
         if sock is not None:
             if sock.type != socket.SOCK_DGRAM:
                 kind = "datagram socket" if sys.version_info >= (3, 13) else "UDP Socket"  # asyncio's wording
@@ -88,14 +89,12 @@ class DatagramMethods:
                 family=family,
                 proto=proto,
                 flags=flags,
-                reuse_address=None if reuse_address is _UNSET else reuse_address,
                 reuse_port=reuse_port,
                 allow_broadcast=allow_broadcast,
             )
             sock.setblocking(False)
             remote = None
         else:
-            _check_reuse_address(reuse_address)
             pairs = await self._address_pairs(local_addr, remote_addr, family, proto, flags)
             sock, remote = await self._open_datagram_socket(pairs, local_addr, remote_addr, reuse_port, allow_broadcast)
         protocol = protocol_factory()
