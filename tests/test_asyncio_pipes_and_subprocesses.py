@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from typing import Any
 
 import pytest
@@ -327,3 +329,32 @@ def test_without_pidfd_a_thread_notices_the_childs_exit(
         return code, await proc.wait()
 
     assert run(loop, main()) == (5, -signal.SIGTERM)
+
+
+@pytest.mark.parametrize("loop", ["mioloop"], indirect=True)
+def test_closing_the_loop_with_a_child_running_warns_after_releasing_everything(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """With warnings as errors, close() raises the ResourceWarning, but only once
+    the loop is closed; the child is still reaped when it exits."""
+
+    async def spawn() -> Any:
+        return await asyncio.create_subprocess_exec("sleep", "0.2")
+
+    proc = run(loop, spawn())
+    with pytest.raises(ResourceWarning, match=f"child process {proc.pid} still running"):
+        loop.close()
+    assert loop.is_closed()
+    os.kill(proc.pid, signal.SIGTERM)
+    for _ in range(100):
+        try:
+            os.kill(proc.pid, 0)  # still there (a zombie would be too)
+        except ProcessLookupError:
+            break
+        time.sleep(0.01)
+    else:
+        pytest.fail("the child was not reaped")
+    # The transport was never closed: asyncio's own __del__ warns of it.
+    with pytest.warns(ResourceWarning):
+        del proc
+        gc.collect()

@@ -217,17 +217,22 @@ class SubprocessMethods:
         returncode = _exit_code(_pid(transport), transport._proc)
         transport._process_exited(returncode)
 
-    def _forget_children(self) -> None:
-        """On close: stops watching the children still running; a thread reaps
-        each when it exits."""
+    def _forget_children(self) -> list[int]:
+        """On close: stops watching the children; a thread reaps each when it
+        exits. Returns the pids of those still running, for the caller to warn of
+        once everything is released."""
         children, self._children = self._children, {}
+        running = []
         for pidfd, transport in children.items():
             self.remove_reader(pidfd)
             os.close(pidfd)
             if transport.get_returncode() is None:
-                warnings.warn(
-                    f"loop closed with child process {_pid(transport)} still running",
-                    ResourceWarning,
-                    stacklevel=3,
-                )
+                running.append(_pid(transport))
             _reap_in_thread(_pid(transport), None)
+        return running
+
+
+def warn_running_children(pids: list[int]) -> None:
+    """Warns (``ResourceWarning``) of children a closed loop left running."""
+    for pid in pids:
+        warnings.warn(f"loop closed with child process {pid} still running", ResourceWarning, stacklevel=4)

@@ -29,7 +29,7 @@ from ._pipes import PipeMethods
 from ._sendfile import SendfileMethods
 from ._signals import SignalMethods
 from ._sockets import SocketMethods
-from ._subprocess import SubprocessMethods
+from ._subprocess import SubprocessMethods, warn_running_children
 from ._tls import TlsMethods
 
 _T = TypeVar("_T")
@@ -163,13 +163,16 @@ class EventLoop(  # type: ignore[misc]
         handlers."""
         if self.is_running():
             raise RuntimeError("Cannot close a running event loop")
+        running: list[int] = []
         if not self.is_closed():
             self._remove_signal_handlers()
-            self._forget_children()
+            running = self._forget_children()
         fileobjs = self._close()
         executor, self._default_executor = self._default_executor, None
         if executor is not None:
             executor.shutdown(wait=False)
+        # Last: with warnings turned into errors, this raises from a closed loop.
+        warn_running_children(running)
         return fileobjs
 
     # Asynchronous generators
