@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import signal
 import sys
 import threading
 import time
@@ -15,6 +16,8 @@ from typing import Any
 import pytest
 
 import mioloop
+
+from .conftest import open_fds
 
 
 class Capture(logging.Handler):
@@ -122,3 +125,21 @@ def test_a_transport_dropped_open_warns(loop: asyncio.AbstractEventLoop) -> None
 @pytest.fixture(params=["mioloop", "asyncio"])
 def loop_kind(request: pytest.FixtureRequest) -> str:
     return request.param  # type: ignore[no-any-return]
+
+
+def test_a_loop_dropped_open_is_closed_even_when_warnings_are_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[type[BaseException]] = []
+    # Keeps only the type: the hook's argument refers to the loop.
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: seen.append(type(unraisable.exc_value)))
+    before = open_fds()
+    loop = mioloop.new_event_loop()
+    # Only close() gives a signal back: dropping the loop alone would not.
+    loop.add_signal_handler(signal.SIGUSR2, print)
+    assert signal.getsignal(signal.SIGUSR2) is not signal.SIG_DFL
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        del loop
+        gc.collect()
+    assert signal.getsignal(signal.SIGUSR2) is signal.SIG_DFL
+    assert open_fds() == before
+    assert seen == [ResourceWarning]

@@ -140,9 +140,11 @@ class EventLoop(  # type: ignore[misc]
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         # As asyncio's: a loop dropped open warns, and is closed unless running.
         if not self.is_closed():
-            _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
+            message = f"unclosed event loop {self!r}"
+            # Closed first: with warnings as errors the warning raises.
             if not self.is_running():
                 self.close()
+            _warn(message, ResourceWarning, source=self)
 
     def _check_not_running(self) -> None:
         if self.is_running():
