@@ -58,7 +58,7 @@ def _set_nodelay(sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def resolve_waiter(waiter: asyncio.Future[None]) -> None:
+def _resolve_waiter(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
 
@@ -79,7 +79,7 @@ async def until_made(loop: Any, transport: Any) -> None:
     """Waits until a new transport's ``connection_made`` (and the start of its
     reading, queued with it) ran; closes the transport if the wait is cut short."""
     waiter = loop.create_future()
-    loop.call_soon(resolve_waiter, waiter)
+    loop.call_soon(_resolve_waiter, waiter)
     try:
         await waiter
     except BaseException:
@@ -110,22 +110,20 @@ class NetworkMethods:
         """The transport and protocol of a connected socket, once
         ``connection_made`` ran (after the TLS handshake with ``tls``)."""
         protocol = protocol_factory()
-        waiter = self.create_future()
-        transport: asyncio.Transport
         if tls is None:
-            wire = transport = self._make_stream(sock, protocol)  # type: ignore[assignment]
-            # After connection_made and the start of reading, which are queued first.
-            self.call_soon(resolve_waiter, waiter)
-        else:
-            tls_protocol = tls.protocol(self, protocol, waiter)  # type: ignore[arg-type]
-            wire = self._make_stream(sock, tls_protocol)
-            transport = tls_protocol._app_transport
+            plain = self._make_stream(sock, protocol)
+            await until_made(self, plain)
+            return plain, protocol  # type: ignore[return-value]
+        # The TLS protocol resolves the waiter once the handshake is done.
+        waiter = self.create_future()
+        tls_protocol = tls.protocol(self, protocol, waiter)  # type: ignore[arg-type]
+        wire = self._make_stream(sock, tls_protocol)
         try:
             await waiter
         except BaseException:
             wire.close()
             raise
-        return transport, protocol
+        return tls_protocol._app_transport, protocol
 
     async def create_connection(
         self,

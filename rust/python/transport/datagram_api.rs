@@ -32,6 +32,16 @@ impl DatagramTransport {
     }
 }
 
+/// What a `sendto` did.
+enum Sendto {
+    /// An empty datagram, dropped (before 3.13).
+    Nothing,
+    /// The transport is closed: the datagram was dropped.
+    AfterLoss { warn: bool },
+    /// Sent, queued, or failed.
+    Sent(Sent),
+}
+
 #[pymethods]
 impl DatagramTransport {
     /// Sends `data` (bytes, bytearray or memoryview) to `addr`, or to the
@@ -70,19 +80,21 @@ impl DatagramTransport {
         }
         // Before 3.13 asyncio drops an empty datagram; from 3.13 it sends it.
         let send_empty = py.version_info() >= (3, 13);
-        let sent = with_bytes(data, |bytes| {
+        let outcome = with_bytes(data, |bytes| {
             if bytes.is_empty() && !send_empty {
-                return Ok(None);
+                return Ok(Sendto::Nothing);
             }
             let mut st = this.lock();
             if st.conn_lost > 0 {
                 st.conn_lost += 1;
-                return Ok(Some(Err(st.conn_lost > LOG_THRESHOLD_FOR_CONNLOST_WRITES)));
+                return Ok(Sendto::AfterLoss {
+                    warn: st.conn_lost > LOG_THRESHOLD_FOR_CONNLOST_WRITES,
+                });
             }
             let target = this.target(&st, py, addr.as_ref());
             if !st.queue.is_empty() {
                 st.enqueue(bytes, target);
-                return Ok(Some(Ok(Sent::Blocked)));
+                return Ok(Sendto::Sent(Sent::Blocked));
             }
             drop(st);
             let sent = this.send_now(py, bytes, &target);
@@ -91,13 +103,15 @@ impl DatagramTransport {
                 st.enqueue(bytes, target);
                 this.sync_interest(&mut st)?;
             }
-            Ok::<_, PyErr>(Some(Ok(sent)))
+            Ok::<_, PyErr>(Sendto::Sent(sent))
         })??;
-        match sent {
-            None | Some(Ok(Sent::Done)) | Some(Err(false)) => Ok(()),
-            Some(Err(true)) => common::warn_write_after_loss(py),
-            Some(Ok(Sent::Blocked)) => Self::flow_control(slf, true),
-            Some(Ok(Sent::Failed(err))) => Self::send_failed(slf, err),
+        match outcome {
+            Sendto::Nothing | Sendto::Sent(Sent::Done) | Sendto::AfterLoss { warn: false } => {
+                Ok(())
+            }
+            Sendto::AfterLoss { warn: true } => common::warn_write_after_loss(py),
+            Sendto::Sent(Sent::Blocked) => Self::flow_control(slf, true),
+            Sendto::Sent(Sent::Failed(err)) => Self::send_failed(slf, err),
         }
     }
 

@@ -40,7 +40,6 @@ pub(super) enum Kind {
 
 /// A stream transport's state, behind its mutex (never held while Python runs).
 pub(super) struct State {
-    pub(super) kind: Kind,
     /// `None` once `connection_lost` ran.
     pub(super) protocol: Option<Py<PyAny>>,
     /// The protocol is an `asyncio.BufferedProtocol`: reads go into its buffer.
@@ -72,8 +71,8 @@ pub(super) struct State {
 impl State {
     /// Refuses `method` (`write`, `writelines`) after `write_eof()` or while a
     /// sendfile is in progress.
-    pub(super) fn check_writable(&self, method: &str) -> PyResult<()> {
-        if self.kind == Kind::ReadPipe {
+    pub(super) fn check_writable(&self, kind: Kind, method: &str) -> PyResult<()> {
+        if kind == Kind::ReadPipe {
             return Err(PyRuntimeError::new_err(format!(
                 "{method}() on a read pipe transport: it only reads"
             )));
@@ -91,13 +90,13 @@ impl State {
         Ok(())
     }
 
-    /// The events the transport needs now.
-    pub(super) fn wanted(&self) -> IoEvents {
+    /// The events a transport of `kind` needs now.
+    pub(super) fn wanted(&self, kind: Kind) -> IoEvents {
         let mut events = IoEvents::NONE;
         if self.conn_lost > 0 {
             return events;
         }
-        let reads = match self.kind {
+        let reads = match kind {
             Kind::Socket | Kind::ReadPipe => !self.reading_paused && !self.eof_received,
             Kind::WritePipe { watch_close } => watch_close,
         };
@@ -117,6 +116,8 @@ pub(crate) struct StreamTransport {
     pub(super) event_loop: Py<PyAny>,
     pub(super) shared: Arc<Shared>,
     pub(super) fd: RawFd,
+    /// A socket, or which end of a pipe (fixed when the transport is made).
+    pub(super) kind: Kind,
     pub(super) sock: Py<PyAny>,
     pub(super) extra: Py<PyDict>,
     pub(super) state: Mutex<State>,
@@ -138,7 +139,7 @@ impl StreamTransport {
 
     /// Brings the fd table's interest in line with what the state wants.
     pub(super) fn sync_interest(&self, st: &mut State) -> PyResult<()> {
-        let want = st.wanted();
+        let want = st.wanted(self.kind);
         common::sync_interest(&self.shared, self.fd, st.registered, &mut st.interest, want)
     }
 
@@ -200,20 +201,16 @@ impl StreamTransport {
     }
 
     /// Sends `data` on the fd: `send` on a socket (no `SIGPIPE`), `write` on a pipe.
-    pub(super) fn send(&self, kind: Kind, data: &[u8]) -> std::io::Result<usize> {
-        match kind {
+    pub(super) fn send(&self, data: &[u8]) -> std::io::Result<usize> {
+        match self.kind {
             Kind::Socket => crate::io::send(self.fd, data),
             Kind::ReadPipe | Kind::WritePipe { .. } => crate::io::write(self.fd, data),
         }
     }
 
     /// Sends several buffers in one call.
-    pub(super) fn send_vectored(
-        &self,
-        kind: Kind,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::io::Result<usize> {
-        match kind {
+    pub(super) fn send_vectored(&self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        match self.kind {
             Kind::Socket => crate::io::send_vectored(self.fd, bufs),
             Kind::ReadPipe | Kind::WritePipe { .. } => crate::io::write_vectored(self.fd, bufs),
         }
@@ -226,7 +223,7 @@ impl StreamTransport {
             st.queue.push(data);
             return Ok(());
         }
-        match self.send(st.kind, data) {
+        match self.send(data) {
             Ok(n) => st.queue.push(&data[n..]),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => st.queue.push(data),
             Err(e) => return Err(e),
@@ -283,8 +280,8 @@ impl StreamTransport {
                 fd,
                 sock: sock.clone().unbind(),
                 extra: extra.clone().unbind(),
+                kind,
                 state: Mutex::new(State {
-                    kind,
                     protocol: Some(protocol.clone().unbind()),
                     buffered: is_buffered(protocol)?,
                     server: server.filter(|s| !s.is_none()).map(|s| s.clone().unbind()),

@@ -28,7 +28,7 @@ impl StreamTransport {
         let this = slf.get();
         let written = with_bytes(data, |bytes| {
             let mut st = this.lock();
-            st.check_writable("write")?;
+            st.check_writable(this.kind, "write")?;
             Ok::<_, PyErr>(if bytes.is_empty() {
                 Written::Nothing
             } else if st.conn_lost > 0 {
@@ -57,7 +57,7 @@ impl StreamTransport {
         }
         let this = slf.get();
         let mut st = this.lock();
-        st.check_writable("writelines")?;
+        st.check_writable(this.kind, "writelines")?;
         if st.conn_lost > 0 {
             drop(st);
             // Each is dropped (and counted) as `write` drops it.
@@ -70,8 +70,7 @@ impl StreamTransport {
         for chunk in &chunks {
             with_bytes(chunk, |bytes| st.queue.push(bytes))?;
         }
-        let kind = st.kind;
-        let flushed = st.queue.flush(|bufs| this.send_vectored(kind, bufs));
+        let flushed = st.queue.flush(|bufs| this.send_vectored(bufs));
         drop(st);
         Self::after_write(slf, flushed.map(drop))
     }
@@ -81,8 +80,8 @@ impl StreamTransport {
     fn write_eof(slf: &Bound<'_, Self>) -> PyResult<()> {
         let this = slf.get();
         let mut st = this.lock();
-        st.check_writable("write_eof")?;
-        if let Kind::WritePipe { .. } = st.kind {
+        st.check_writable(this.kind, "write_eof")?;
+        if let Kind::WritePipe { .. } = this.kind {
             drop(st);
             return Self::close(slf);
         }
@@ -103,7 +102,7 @@ impl StreamTransport {
         static STREAM: PyOnceLock<Py<PyType>> = PyOnceLock::new();
         static READ_PIPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
         static WRITE_PIPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-        match self.lock().kind {
+        match self.kind {
             Kind::Socket => common::class_for_isinstance(py, &STREAM, "StreamTransport"),
             Kind::ReadPipe => common::class_for_isinstance(py, &READ_PIPE, "ReadPipeTransport"),
             Kind::WritePipe { .. } => {

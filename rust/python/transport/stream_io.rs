@@ -40,8 +40,7 @@ enum Read {
 impl StreamTransport {
     /// Runs readiness `events` of the transport's fd (`token`).
     pub(crate) fn on_ready(slf: &Bound<'_, Self>, token: Token, events: IoEvents) -> PyResult<()> {
-        let kind = slf.get().lock().kind;
-        if let Kind::WritePipe { .. } = kind {
+        if let Kind::WritePipe { .. } = slf.get().kind {
             if events.intersects(IoEvents::READ | IoEvents::ERROR) {
                 return Self::reader_gone(slf);
             }
@@ -63,7 +62,7 @@ impl StreamTransport {
             let (protocol, buffered) = {
                 let st = this.lock();
                 match &st.protocol {
-                    Some(p) if st.wanted().contains(IoEvents::READ) => {
+                    Some(p) if st.wanted(this.kind).contains(IoEvents::READ) => {
                         (p.clone_ref(py), st.buffered)
                     }
                     _ => return Ok(()),
@@ -168,7 +167,7 @@ impl StreamTransport {
             }
         };
         // A read pipe closes at EOF whatever eof_received() says.
-        if keep_open && this.lock().kind != Kind::ReadPipe {
+        if keep_open && this.kind != Kind::ReadPipe {
             let mut st = this.lock();
             st.eof_received = true;
             return this.sync_interest(&mut st);
@@ -184,8 +183,7 @@ impl StreamTransport {
                 return Ok(());
             }
             let drained_before = st.queue.is_empty();
-            let kind = st.kind;
-            let flushed = st.queue.flush(|bufs| this.send_vectored(kind, bufs));
+            let flushed = st.queue.flush(|bufs| this.send_vectored(bufs));
             if flushed.is_err() {
                 st.queue.clear();
             }
