@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import socket
 import subprocess
 import sys
+import weakref
 
 import pytest
 
@@ -16,6 +18,7 @@ import mioloop
 from mioloop import IOLoop
 
 var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+var_obj: contextvars.ContextVar[object] = contextvars.ContextVar("var_obj")
 
 
 def run_briefly(loop: asyncio.AbstractEventLoop, seconds: float = 0.02) -> None:
@@ -57,6 +60,70 @@ def test_a_callback_runs_in_the_context_given(loop: asyncio.AbstractEventLoop) -
     run_briefly(loop)
     assert context[var] == "changed"
     assert var.get() == "unset"
+
+
+def test_queued_callbacks_keep_their_own_contexts_through_a_full_collection(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def record(expected: str) -> None:
+        seen.append((expected, var.get()))
+        var.set("changed by " + expected)  # stays in this callback's context
+
+    def schedule(i: int) -> None:
+        var.set(f"v{i}")
+        loop.call_soon(record, f"v{i}")
+        loop.call_later(0.001, record, f"v{i}")
+        loop.call_soon_threadsafe(record, f"v{i}")
+
+    for i in range(2000):
+        contextvars.copy_context().run(schedule, i)
+    gc.collect()
+    run_briefly(loop)
+    assert len(seen) == 6000
+    assert [expected for expected, got in seen if got != expected] == []
+
+
+class _Value:
+    """A context variable's value that can refer back to its context."""
+
+    context: contextvars.Context | None = None
+
+
+def test_dropped_callbacks_release_their_contexts() -> None:
+    loop = mioloop.new_event_loop()
+    value = _Value()
+    ref = weakref.ref(value)
+
+    def schedule(held: _Value) -> None:
+        var_obj.set(held)
+        loop.call_soon(print, "never")
+        loop.call_later(3600, print, "never")
+
+    contextvars.copy_context().run(schedule, value)
+    del value
+    loop.close()
+    gc.collect()
+    assert ref() is None
+
+
+def test_a_cycle_through_a_callbacks_context_is_collected_once_the_callback_ran() -> None:
+    loop = mioloop.new_event_loop()
+    try:
+        contextvars.copy_context().run(lambda: loop.call_soon(lambda: None))
+        # Only introspection can reach the context a queued callback runs in.
+        (context,) = [o for o in gc.get_referents(loop) if isinstance(o, contextvars.Context)]
+        value = _Value()
+        value.context = context  # value -> context -> value
+        context.run(var_obj.set, value)
+        ref = weakref.ref(value)
+        run_briefly(loop)
+        del context, value
+        gc.collect()
+        assert ref() is None
+    finally:
+        loop.close()
 
 
 def test_a_reader_runs_in_the_context_current_when_it_was_added(loop: asyncio.AbstractEventLoop) -> None:

@@ -5,7 +5,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
-use super::context;
+use super::context::CallbackContext;
 use super::handle::Handle;
 
 /// A callback with its arguments and its context, as the ready queue, the timer
@@ -15,7 +15,7 @@ pub(crate) struct PyCallback {
     /// `None` when there are no arguments: the call then allocates nothing.
     args: Option<Py<PyTuple>>,
     /// The `contextvars.Context` it runs in.
-    context: Py<PyAny>,
+    context: CallbackContext,
     /// The asyncio `Handle` that can cancel it.
     handle: Option<Handle>,
     /// Tornado semantics: a returned awaitable is awaited and its error logged.
@@ -45,7 +45,7 @@ impl PyCallback {
         Ok(PyCallback {
             func: func.clone().unbind(),
             args: (!args.is_empty()).then(|| args.clone().unbind()),
-            context: context::given_or_current(context, func.py())?,
+            context: CallbackContext::given_or_current(context, func.py())?,
             handle: None,
             tornado: false,
         })
@@ -81,7 +81,7 @@ impl PyCallback {
         Ok(PyCallback {
             func,
             args,
-            context: context::capture(py)?,
+            context: CallbackContext::copy_current(py)?,
             handle: None,
             tornado: true,
         })
@@ -101,7 +101,7 @@ impl PyCallback {
     /// Calls it in its context; the result is returned for Tornado semantics.
     pub(crate) fn call<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let func = self.func.bind(py);
-        context::run_in(py, &self.context, || match &self.args {
+        self.context.run(py, || match &self.args {
             None => func.call0(),
             Some(args) => func.call1(args.bind(py)),
         })
@@ -111,6 +111,6 @@ impl PyCallback {
         visit.call(&self.func)?;
         visit.call(&self.args)?;
         // The handle holds no Python reference (and is not a GC object).
-        visit.call(&self.context)
+        self.context.traverse(visit)
     }
 }
