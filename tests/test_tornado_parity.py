@@ -81,13 +81,48 @@ def scenario_exception_in_callback(loop: Any) -> list[Any]:
     return seen
 
 
+def scenario_scheduling_arguments(loop: Any) -> list[Any]:
+    """The scheduling methods take ``(fixed..., *args, **kwargs)`` as Python does:
+    a fixed parameter by keyword too, and the same errors."""
+    seen: list[Any] = []
+
+    def record(*args: Any, **kwargs: Any) -> None:
+        seen.append((args, kwargs))
+
+    loop.add_callback(callback=record)
+    loop.add_callback(record, 1, 2, key="k")
+    loop.add_timeout(loop.time(), record, 3, key="t")
+    loop.call_later(0, record, 4)
+    loop.call_at(loop.time(), callback=record)
+    for call in (
+        lambda: loop.add_callback(record, callback=record),
+        loop.add_callback,
+        lambda: loop.call_later(0),
+        lambda: loop.add_timeout(deadline=loop.time()),
+    ):
+        try:
+            call()
+        except TypeError:
+            seen.append("TypeError")
+    loop.add_timeout(loop.time() + 0.01, loop.stop)
+    loop.start()
+    return seen
+
+
 def scenario_constants(loop: Any) -> list[Any]:
     return [loop.NONE, loop.READ, loop.WRITE, loop.ERROR]
 
 
 @pytest.mark.parametrize(
     "scenario",
-    [scenario_order, scenario_level_triggered, scenario_run_sync, scenario_exception_in_callback, scenario_constants],
+    [
+        scenario_order,
+        scenario_level_triggered,
+        scenario_run_sync,
+        scenario_exception_in_callback,
+        scenario_scheduling_arguments,
+        scenario_constants,
+    ],
 )
 def test_same_results_as_tornado(scenario: Callable[[Any], list[Any]], make_loop: Callable[[], Any]) -> None:
     result = scenario(make_loop())
@@ -102,6 +137,8 @@ def test_same_results_as_tornado(scenario: Callable[[Any], list[Any]], make_loop
         ],
         "scenario_run_sync": ["from thread", None, "plain value refused", "TimeoutError", "refused"],
         "scenario_exception_in_callback": ["next"],
+        "scenario_scheduling_arguments": ["TypeError"] * 4
+        + [((), {}), ((1, 2), {"key": "k"}), ((3,), {"key": "t"}), ((4,), {}), ((), {})],
         "scenario_constants": [0, 0x001, 0x004, 0x018],
     }[scenario.__name__]
     assert result == expected

@@ -12,6 +12,7 @@
 //! - `report.rs`: what happens to a callback's exception; `debug.rs`: asyncio's
 //!   debug mode (slow callbacks, calls from other threads);
 //! - `signals.rs`: the signal wake-up socket;
+//! - `fastcall.rs`: Tornado's scheduling methods without a tuple per call;
 //! - `args.rs`, `errors.rs`, `thread_id.rs`: arguments in, exceptions out, and
 //!   which thread is the loop's.
 
@@ -21,6 +22,7 @@ mod context;
 mod core;
 mod debug;
 mod errors;
+mod fastcall;
 mod fd_owner;
 mod handle;
 mod handlers;
@@ -52,6 +54,7 @@ fn _bench_calls(func: &Bound<'_, PyAny>, n: u64) -> PyResult<f64> {
 #[pymodule(gil_used = true)]
 fn _mioloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<core::LoopCore>()?;
+    fastcall::install(&m.py().get_type::<core::LoopCore>())?;
     m.add_function(wrap_pyfunction!(_bench_calls, m)?)?;
     handle::add_to(m)?;
     timer_handle::add_to(m)?;

@@ -18,6 +18,64 @@ use super::timer_handle;
 use crate::{deadline_after, deadline_at, monotonic_now, nanos_to_secs, Nanos};
 
 impl LoopCore {
+    /// Tornado's `add_callback` (its Python entry point and docstring are in
+    /// `fastcall.rs`, as for the three below).
+    pub(crate) fn add_callback(
+        &self,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        let cb = PyCallback::tornado(callback, args, kwargs, "add_callback")?;
+        if self.shared.is_closed() {
+            return Ok(());
+        }
+        self.shared.push_threadsafe(callback.py(), cb);
+        Ok(())
+    }
+
+    /// Tornado's `add_timeout`.
+    pub(crate) fn add_timeout(
+        &self,
+        deadline: &Bound<'_, PyAny>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        self.check_open()?;
+        let deadline = args::tornado_deadline(deadline)?;
+        let cb = PyCallback::tornado(callback, args, kwargs, "add_timeout")?;
+        self.schedule_timer(callback.py(), deadline, cb)
+    }
+
+    /// Tornado's `call_later` (a lone asyncio `context=` keyword is honoured).
+    pub(crate) fn tornado_call_later(
+        &self,
+        delay: f64,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        self.check_open()?;
+        self.check_thread()?;
+        let deadline = deadline_after(monotonic_now(), delay).map_err(errors::time_error)?;
+        self.schedule_tornado(deadline, callback, args, kwargs, "call_later")
+    }
+
+    /// Tornado's `call_at`.
+    pub(crate) fn tornado_call_at(
+        &self,
+        when: f64,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        self.check_open()?;
+        self.check_thread()?;
+        let deadline = deadline_at(when).map_err(errors::time_error)?;
+        self.schedule_tornado(deadline, callback, args, kwargs, "call_at")
+    }
+
     /// An asyncio callback and the `Handle` that cancels it (a closed loop refuses).
     fn cancellable(
         &self,
@@ -132,79 +190,6 @@ impl LoopCore {
         let deadline = deadline_at(when).map_err(errors::time_error)?;
         let cb = PyCallback::asyncio(callback, args, context, "call_at")?;
         self.schedule_timer(callback.py(), deadline, cb)
-    }
-
-    /// Calls the given callback on the next I/O loop iteration, in the context
-    /// current now.
-    ///
-    /// It is safe to call this method from any thread at any time, including a
-    /// signal handler. A callback added after `close()` is dropped silently.
-    #[pyo3(signature = (callback, *args, **kwargs))]
-    fn add_callback(
-        &self,
-        callback: &Bound<'_, PyAny>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<()> {
-        let cb = PyCallback::tornado(callback, args, kwargs, "add_callback")?;
-        if self.shared.is_closed() {
-            return Ok(());
-        }
-        self.shared.push_threadsafe(callback.py(), cb);
-        Ok(())
-    }
-
-    /// Runs `callback` at the time `deadline` from the I/O loop.
-    ///
-    /// `deadline` is a number on the loop's clock (`time()`) or a
-    /// `datetime.timedelta` relative to now. Returns a handle for `remove_timeout`.
-    #[pyo3(signature = (deadline, callback, *args, **kwargs))]
-    fn add_timeout(
-        &self,
-        deadline: &Bound<'_, PyAny>,
-        callback: &Bound<'_, PyAny>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Py<PyAny>> {
-        self.check_open()?;
-        let deadline = args::tornado_deadline(deadline)?;
-        let cb = PyCallback::tornado(callback, args, kwargs, "add_timeout")?;
-        self.schedule_timer(callback.py(), deadline, cb)
-    }
-
-    /// Runs ``callback(*args, **kwargs)`` after ``delay`` seconds (Tornado's
-    /// ``IOLoop.call_later``); returns a handle for ``remove_timeout``.
-    ///
-    /// A lone ``context=`` keyword holding a ``contextvars.Context`` is asyncio's,
-    /// honoured so that asyncio code can use this loop too.
-    #[pyo3(signature = (delay, callback, *args, **kwargs))]
-    fn _tornado_call_later(
-        &self,
-        delay: f64,
-        callback: &Bound<'_, PyAny>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Py<PyAny>> {
-        self.check_open()?;
-        self.check_thread()?;
-        let deadline = deadline_after(monotonic_now(), delay).map_err(errors::time_error)?;
-        self.schedule_tornado(deadline, callback, args, kwargs, "call_later")
-    }
-
-    /// Runs ``callback(*args, **kwargs)`` at the loop time ``when`` (Tornado's
-    /// ``IOLoop.call_at``); returns a handle for ``remove_timeout``.
-    #[pyo3(signature = (when, callback, *args, **kwargs))]
-    fn _tornado_call_at(
-        &self,
-        when: f64,
-        callback: &Bound<'_, PyAny>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Py<PyAny>> {
-        self.check_open()?;
-        self.check_thread()?;
-        let deadline = deadline_at(when).map_err(errors::time_error)?;
-        self.schedule_tornado(deadline, callback, args, kwargs, "call_at")
     }
 
     /// Cancels a pending timeout. Removing one that already ran does nothing.

@@ -1,0 +1,276 @@
+//! Tornado's scheduling methods through CPython's fastcall convention.
+//!
+//! PyO3 gives a method that takes `**kwargs` the tuple-and-dict convention: every
+//! `add_callback(cb)` then built a tuple of its arguments for PyO3 to take apart
+//! again. These entry points take the caller's argument array as it is: a call
+//! with no extra arguments and no keywords allocates nothing on the way in. They
+//! are installed on `LoopCore` in place of methods, with the same signatures.
+//!
+//! Each method here is a parser of `(fixed..., *args, **kwargs)` and one call into
+//! the method's body in `scheduling.rs`.
+
+use std::ffi::{c_char, CStr};
+use std::panic::{self, AssertUnwindSafe};
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::ffi;
+use pyo3::panic::PanicException;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple, PyType};
+
+use super::core::LoopCore;
+
+/// A call's arguments, split as `(fixed..., *args, **kwargs)`.
+struct Split<'py, const N: usize> {
+    fixed: [Bound<'py, PyAny>; N],
+    rest: Bound<'py, PyTuple>,
+    kwargs: Option<Bound<'py, PyDict>>,
+}
+
+/// Splits a fastcall argument array (`args[..nargs]` positional, then one value
+/// per name of `kwnames`) as Python splits it for `def f(a, b, *args, **kwargs)`:
+/// a fixed parameter may also come by keyword.
+///
+/// # Safety
+/// `args` points to `nargs` positional values followed by one value per name in
+/// `kwnames` (a tuple of str, or NULL), all alive for `'py`, as CPython passes them
+/// to a `METH_FASTCALL | METH_KEYWORDS` function.
+unsafe fn split<'py, const N: usize>(
+    py: Python<'py>,
+    method: &str,
+    names: [&str; N],
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> PyResult<Split<'py, N>> {
+    let nargs = usize::try_from(nargs).unwrap_or(0);
+    let kwnames = (!kwnames.is_null()).then(|| {
+        // SAFETY: CPython passes a tuple of names here.
+        unsafe { Bound::from_borrowed_ptr(py, kwnames).cast_into_unchecked::<PyTuple>() }
+    });
+    let nkw = kwnames.as_ref().map_or(0, |k| k.len());
+    let values = if nargs + nkw == 0 {
+        &[][..]
+    } else {
+        // SAFETY: the caller's contract: `nargs + nkw` valid pointers.
+        unsafe { std::slice::from_raw_parts(args, nargs + nkw) }
+    };
+    // SAFETY: each pointer is a live object for the call's duration.
+    let value = |i: usize| unsafe { Bound::from_borrowed_ptr(py, values[i]) };
+    let kwargs = match &kwnames {
+        Some(kwnames) if nkw > 0 => {
+            let dict = PyDict::new(py);
+            for (i, name) in kwnames.iter().enumerate() {
+                dict.set_item(name, value(nargs + i))?;
+            }
+            Some(dict)
+        }
+        _ => None,
+    };
+    let mut fixed = Vec::with_capacity(N);
+    for (i, name) in names.iter().enumerate() {
+        let by_keyword = match &kwargs {
+            Some(kwargs) => {
+                let key = PyString::new(py, name);
+                let found = kwargs.get_item(&key)?;
+                if found.is_some() {
+                    kwargs.del_item(&key)?;
+                }
+                found
+            }
+            None => None,
+        };
+        match (i < nargs, by_keyword) {
+            (true, None) => fixed.push(value(i)),
+            (false, Some(given)) => fixed.push(given),
+            (true, Some(_)) => {
+                return Err(PyTypeError::new_err(format!(
+                    "{method}() got multiple values for argument '{name}'"
+                )))
+            }
+            (false, None) => {
+                return Err(PyTypeError::new_err(format!(
+                    "{method}() missing required argument '{name}' (pos {})",
+                    i + 1
+                )))
+            }
+        }
+    }
+    let rest = if nargs > N {
+        PyTuple::new(py, (N..nargs).map(value))?
+    } else {
+        PyTuple::empty(py)
+    };
+    let Ok(fixed) = <[Bound<'py, PyAny>; N]>::try_from(fixed) else {
+        unreachable!("one value per name was pushed or the call returned");
+    };
+    Ok(Split {
+        fixed,
+        rest,
+        kwargs: kwargs.filter(|k| !k.is_empty()),
+    })
+}
+
+/// Runs a method body with the GIL marker, turning an error into a raised
+/// exception (NULL) and a panic into PyO3's `PanicException` (as PyO3's own
+/// methods do: the fuzz tests look for it), never unwinding into C.
+///
+/// # Safety
+/// Called by CPython with the GIL held and `slf` a live object.
+unsafe fn enter(
+    slf: *mut ffi::PyObject,
+    body: impl FnOnce(Python<'_>, &LoopCore) -> PyResult<Py<PyAny>>,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls methods with the GIL held.
+    let py = unsafe { Python::assume_attached() };
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `slf` is the live object the method was called on.
+        let slf = unsafe { Bound::from_borrowed_ptr(py, slf) };
+        let core = slf.cast::<LoopCore>()?;
+        body(py, core.get())
+    }));
+    let result = outcome.unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(PanicException::new_err(what))
+    });
+    match result {
+        Ok(value) => value.into_ptr(),
+        Err(err) => {
+            err.restore(py);
+            std::ptr::null_mut()
+        }
+    }
+}
+
+macro_rules! fastcall_method {
+    ($fn_name:ident, $method:literal, [$($param:literal),+], |$py:ident, $core:ident, $fixed:pat, $rest:ident, $kwargs:ident| $body:expr) => {
+        unsafe extern "C" fn $fn_name(
+            slf: *mut ffi::PyObject,
+            args: *const *mut ffi::PyObject,
+            nargs: ffi::Py_ssize_t,
+            kwnames: *mut ffi::PyObject,
+        ) -> *mut ffi::PyObject {
+            // SAFETY: CPython's METH_FASTCALL | METH_KEYWORDS contract (see `split`
+            // and `enter`).
+            unsafe {
+                enter(slf, |$py, $core| {
+                    let Split { fixed, rest: $rest, kwargs: $kwargs } =
+                        split($py, $method, [$($param),+], args, nargs, kwnames)?;
+                    let $fixed = fixed;
+                    $body
+                })
+            }
+        }
+    };
+}
+
+fastcall_method!(
+    add_callback,
+    "add_callback",
+    ["callback"],
+    |py, core, [callback], args, kwargs| {
+        core.add_callback(&callback, &args, kwargs.as_ref())?;
+        Ok(py.None())
+    }
+);
+
+fastcall_method!(
+    add_timeout,
+    "add_timeout",
+    ["deadline", "callback"],
+    |_py, core, [deadline, callback], args, kwargs| {
+        core.add_timeout(&deadline, &callback, &args, kwargs.as_ref())
+    }
+);
+
+fastcall_method!(
+    call_later,
+    "call_later",
+    ["delay", "callback"],
+    |_py, core, [delay, callback], args, kwargs| {
+        core.tornado_call_later(delay.extract()?, &callback, &args, kwargs.as_ref())
+    }
+);
+
+fastcall_method!(
+    call_at,
+    "call_at",
+    ["when", "callback"],
+    |_py, core, [when, callback], args, kwargs| {
+        core.tornado_call_at(when.extract()?, &callback, &args, kwargs.as_ref())
+    }
+);
+
+type Entry = (
+    &'static CStr,
+    ffi::PyCFunctionFastWithKeywords,
+    &'static CStr,
+);
+
+/// The methods, with their docstrings (whose first line is the signature that
+/// `inspect.signature` reads).
+const METHODS: [Entry; 4] = [
+    (
+        c"add_callback",
+        add_callback,
+        c"add_callback($self, callback, *args, **kwargs)\n--\n\n\
+Calls the given callback on the next I/O loop iteration, in the context\n\
+current now.\n\n\
+It is safe to call this method from any thread at any time, including a\n\
+signal handler. A callback added after `close()` is dropped silently.",
+    ),
+    (
+        c"add_timeout",
+        add_timeout,
+        c"add_timeout($self, deadline, callback, *args, **kwargs)\n--\n\n\
+Runs `callback` at the time `deadline` from the I/O loop.\n\n\
+`deadline` is a number on the loop's clock (`time()`) or a\n\
+`datetime.timedelta` relative to now. Returns a handle for `remove_timeout`.",
+    ),
+    (
+        c"_tornado_call_later",
+        call_later,
+        c"_tornado_call_later($self, delay, callback, *args, **kwargs)\n--\n\n\
+Runs ``callback(*args, **kwargs)`` after ``delay`` seconds (Tornado's\n\
+``IOLoop.call_later``); returns a handle for ``remove_timeout``.\n\n\
+A lone ``context=`` keyword holding a ``contextvars.Context`` is asyncio's,\n\
+honoured so that asyncio code can use this loop too.",
+    ),
+    (
+        c"_tornado_call_at",
+        call_at,
+        c"_tornado_call_at($self, when, callback, *args, **kwargs)\n--\n\n\
+Runs ``callback(*args, **kwargs)`` at the loop time ``when`` (Tornado's\n\
+``IOLoop.call_at``); returns a handle for ``remove_timeout``.",
+    ),
+];
+
+/// Installs the methods on `LoopCore`'s type.
+pub(crate) fn install(ty: &Bound<'_, PyType>) -> PyResult<()> {
+    for (name, meth, doc) in METHODS {
+        // A method definition must outlive every descriptor made from it: one
+        // per method and process, leaked on purpose.
+        let def = Box::leak(Box::new(ffi::PyMethodDef {
+            ml_name: name.as_ptr(),
+            ml_meth: ffi::PyMethodDefPointer {
+                PyCFunctionFastWithKeywords: meth,
+            },
+            ml_flags: ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
+            ml_doc: doc.as_ptr().cast::<c_char>(),
+        }));
+        // SAFETY: `ty` is a live type object and `def` lives forever; the result
+        // is a new reference or NULL with an exception set.
+        let descr = unsafe {
+            Bound::from_owned_ptr_or_err(ty.py(), ffi::PyDescr_NewMethod(ty.as_type_ptr(), def))
+        }?;
+        ty.setattr(
+            PyString::new(ty.py(), name.to_str().unwrap_or_default()),
+            descr,
+        )?;
+    }
+    Ok(())
+}
