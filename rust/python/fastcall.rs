@@ -67,42 +67,39 @@ unsafe fn split<'py, const N: usize>(
         }
         _ => None,
     };
-    let mut fixed = Vec::with_capacity(N);
-    for (i, name) in names.iter().enumerate() {
-        let by_keyword = match &kwargs {
-            Some(kwargs) => {
-                let key = PyString::new(py, name);
-                let found = kwargs.get_item(&key)?;
-                if found.is_some() {
-                    kwargs.del_item(&key)?;
-                }
-                found
+    // Fixed parameters given by keyword, taken out of the keywords.
+    let mut by_keyword: [Option<Bound<'py, PyAny>>; N] = std::array::from_fn(|_| None);
+    if let Some(kwargs) = &kwargs {
+        for (slot, name) in by_keyword.iter_mut().zip(names) {
+            let key = PyString::new(py, name);
+            *slot = kwargs.get_item(&key)?;
+            if slot.is_some() {
+                kwargs.del_item(&key)?;
             }
-            None => None,
-        };
-        match (i < nargs, by_keyword) {
-            (true, None) => fixed.push(value(i)),
-            (false, Some(given)) => fixed.push(given),
-            (true, Some(_)) => {
+        }
+    }
+    for (i, (name, keyword)) in names.iter().zip(&by_keyword).enumerate() {
+        match (i < nargs, keyword.is_some()) {
+            (true, true) => {
                 return Err(PyTypeError::new_err(format!(
                     "{method}() got multiple values for argument '{name}'"
                 )))
             }
-            (false, None) => {
+            (false, false) => {
                 return Err(PyTypeError::new_err(format!(
                     "{method}() missing required argument '{name}' (pos {})",
                     i + 1
                 )))
             }
+            _ => {}
         }
     }
+    // Each fixed parameter came one way exactly (checked above).
+    let fixed = std::array::from_fn(|i| by_keyword[i].take().unwrap_or_else(|| value(i)));
     let rest = if nargs > N {
         PyTuple::new(py, (N..nargs).map(value))?
     } else {
         PyTuple::empty(py)
-    };
-    let Ok(fixed) = <[Bound<'py, PyAny>; N]>::try_from(fixed) else {
-        unreachable!("one value per name was pushed or the call returned");
     };
     Ok(Split {
         fixed,
