@@ -121,9 +121,10 @@ unsafe fn enter(
     // SAFETY: CPython calls methods with the GIL held.
     let py = unsafe { Python::assume_attached() };
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: `slf` is the live object the method was called on.
-        let slf = unsafe { Bound::from_borrowed_ptr(py, slf) };
-        let core = slf.cast::<LoopCore>()?;
+        // SAFETY: `slf` is the live object the method was called on, and an
+        // instance of `LoopCore`: a method descriptor checks that before calling
+        // (checking again walked the subclass's MRO on every call).
+        let core = unsafe { Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<LoopCore>() };
         body(py, core.get())
     }));
     let result = outcome.unwrap_or_else(|payload| {
