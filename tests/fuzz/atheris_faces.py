@@ -75,7 +75,7 @@ class Faces:
         return fdp.PickValueInList([a, a.fileno(), -1, 2**31, "fd"])
 
     def step(self, fdp: atheris.FuzzedDataProvider) -> None:
-        op = fdp.ConsumeIntInRange(0, 15)
+        op = fdp.ConsumeIntInRange(0, 16)
         io, aio = self.ioloop, self.aloop
         if op == 0:
             io.add_handler(self.fd(fdp), make_callable(fdp), fdp.ConsumeIntInRange(-1, 0x3F))
@@ -111,6 +111,16 @@ class Faces:
         elif op == 14:
             aio.call_later(0.001, aio.stop)
             aio.run_forever()
+        elif op == 15:
+            # Any shape of arguments for the scheduling methods' own parser.
+            method = fdp.PickValueInList(["add_callback", "add_timeout", "call_later", "call_at", "spawn_callback"])
+            args = [
+                fdp.PickValueInList([make_callable(fdp), make_number(fdp), None])
+                for _ in range(fdp.ConsumeIntInRange(0, 3))
+            ]
+            names = ["callback", "deadline", "delay", "when", "key", "context"]
+            kwargs = {fdp.PickValueInList(names): make_callable(fdp) for _ in range(fdp.ConsumeIntInRange(0, 3))}
+            getattr(io, method)(*args, **kwargs)
         else:
             io.close(all_fds=False)
             aio.close()
