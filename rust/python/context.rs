@@ -90,28 +90,27 @@ impl CallbackContext {
 
 impl Drop for CallbackContext {
     fn drop(&mut self) {
-        let mut release = || {
-            if self.private {
-                let ptr = self.context.as_ptr();
-                // SAFETY: `ptr` is alive (we still hold our reference) and the GIL is
-                // held; tracking twice is refused by CPython, hence the check.
-                unsafe {
-                    if ffi::PyObject_GC_IsTracked(ptr) == 0 {
-                        ffi::PyObject_GC_Track(ptr.cast());
-                    }
-                }
-            }
-            // SAFETY: the field is dropped once, here, and not used afterwards.
+        if !self.private {
+            // SAFETY: the field is dropped once, here, and not used afterwards
+            // (PyO3 defers the release if this thread is not attached).
             unsafe { ManuallyDrop::drop(&mut self.context) };
-        };
-        // SAFETY: asks whether this thread holds the GIL; no precondition.
-        if !self.private || unsafe { ffi::PyGILState_Check() } == 1 {
-            release();
-        } else {
-            // `None` when the interpreter is going away: the copy is then kept
-            // rather than freed untracked.
-            let _ = Python::try_attach(|_| release());
+            return;
         }
+        // Attaching is a thread-local check when the thread already is, as it is
+        // wherever a callback runs or is cancelled. `None` when the interpreter is
+        // going away: the copy is then kept rather than freed untracked.
+        let _ = Python::try_attach(|_| {
+            let ptr = self.context.as_ptr();
+            // SAFETY: `ptr` is alive (we still hold our reference) and this thread
+            // is attached; tracking twice is refused by CPython, hence the check.
+            // The field is dropped once, here, and not used afterwards.
+            unsafe {
+                if ffi::PyObject_GC_IsTracked(ptr) == 0 {
+                    ffi::PyObject_GC_Track(ptr.cast());
+                }
+                ManuallyDrop::drop(&mut self.context);
+            }
+        });
     }
 }
 
