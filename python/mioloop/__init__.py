@@ -12,8 +12,6 @@ With Tornado installed, ``mioloop.install()`` also makes ``mioloop.TornadoIOLoop
 (a ``tornado.ioloop.IOLoop`` on the same engine) Tornado's ``IOLoop``.
 """
 
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _version
 from typing import TYPE_CHECKING
 
 from ._mioloop import Handle, TimerHandle
@@ -24,10 +22,7 @@ from .policy import EventLoopPolicy, install, run
 if TYPE_CHECKING:  # at run time, imported on first use (it imports Tornado)
     from ._tornado import TornadoIOLoop as TornadoIOLoop
 
-try:
-    __version__ = _version("mioloop")
-except PackageNotFoundError:  # imported from a source tree that was never installed
-    __version__ = "0+unknown"
+    __version__: str
 
 __all__ = [
     "EventLoop",
@@ -43,9 +38,20 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # TornadoIOLoop imports Tornado: only when asked for.
+    # Both on first use: TornadoIOLoop imports Tornado, and the version comes from
+    # importlib.metadata, whose imports (email, zipfile, pathlib...) cost a plain
+    # `import mioloop` 12 ms and a few MB.
     if name == "TornadoIOLoop":
         from ._tornado import TornadoIOLoop
 
         return TornadoIOLoop
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("mioloop")
+        except PackageNotFoundError:  # imported from a source tree never installed
+            found = "0+unknown"
+        globals()["__version__"] = found
+        return found
     raise AttributeError(f"module 'mioloop' has no attribute {name!r}")
