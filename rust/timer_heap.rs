@@ -8,7 +8,7 @@
 //! slots at the end are given back once they are half of them, so a loop that once
 //! held many timers does not keep their memory.
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use crate::clock::Nanos;
@@ -45,22 +45,27 @@ struct Slot<T> {
     state: SlotState<T>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A heap entry: 16 bytes, as there is one per timer. The slot needs no
+/// generation here: a slot is not reused while its entry is in the heap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Entry {
     deadline: Nanos,
-    seq: u64,
-    key: TimerKey,
+    /// The insertion number in the high half (FIFO among equal deadlines), the
+    /// slot in the low half.
+    order: u64,
 }
 
-impl Ord for Entry {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.deadline, self.seq).cmp(&(other.deadline, other.seq))
+impl Entry {
+    fn new(deadline: Nanos, seq: u64, slot: u32) -> Self {
+        Entry {
+            deadline,
+            order: (seq << 32) | u64::from(slot),
+        }
     }
-}
 
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
+    fn slot(&self) -> u32 {
+        // The low half, by construction.
+        self.order as u32
     }
 }
 
@@ -155,11 +160,29 @@ impl<T> TimerHeap<T> {
                 TimerKey { slot, generation }
             }
         };
-        let seq = self.next_seq;
+        if self.next_seq > u64::from(u32::MAX) {
+            self.renumber();
+        }
+        self.heap
+            .push(Reverse(Entry::new(deadline, self.next_seq, key.slot)));
         self.next_seq += 1;
-        self.heap.push(Reverse(Entry { deadline, seq, key }));
         self.live += 1;
         key
+    }
+
+    /// Insertion numbers have 32 bits: once they run out (every 2^32 timers), the
+    /// entries are numbered again from 0 in their order, which keeps it.
+    fn renumber(&mut self) {
+        let mut entries: Vec<Entry> = std::mem::take(&mut self.heap)
+            .into_iter()
+            .map(|Reverse(e)| e)
+            .collect();
+        entries.sort_unstable();
+        for (seq, e) in (0u64..).zip(entries.iter_mut()) {
+            *e = Entry::new(e.deadline, seq, e.slot());
+        }
+        self.next_seq = entries.len() as u64;
+        self.heap = entries.into_iter().map(Reverse).collect();
     }
 
     fn slot_mut(&mut self, key: TimerKey) -> Option<&mut Slot<T>> {
@@ -251,7 +274,7 @@ impl<T> TimerHeap<T> {
     /// Drops cancelled entries from the top of the heap.
     fn skip_dead(&mut self) {
         while let Some(Reverse(top)) = self.heap.peek() {
-            let slot = top.key.slot;
+            let slot = top.slot();
             if !matches!(self.slots[slot as usize].state, SlotState::Cancelled) {
                 return;
             }
@@ -276,13 +299,16 @@ impl<T> TimerHeap<T> {
             return None;
         }
         self.heap.pop();
-        let slot = &mut self.slots[top.key.slot as usize];
+        let slot = &mut self.slots[top.slot() as usize];
         // After skip_dead, the top entry's slot is scheduled: it becomes due.
         slot.state = match std::mem::replace(&mut slot.state, SlotState::Free) {
             SlotState::Scheduled(value) => SlotState::Due(value),
             other => other,
         };
-        Some(top.key)
+        Some(TimerKey {
+            slot: top.slot(),
+            generation: slot.generation,
+        })
     }
 
     fn maybe_compact(&mut self) {
@@ -292,9 +318,9 @@ impl<T> TimerHeap<T> {
         let slots = &self.slots;
         let mut dead = Vec::with_capacity(self.dead_entries);
         self.heap.retain(|Reverse(e)| {
-            let alive = !matches!(slots[e.key.slot as usize].state, SlotState::Cancelled);
+            let alive = !matches!(slots[e.slot() as usize].state, SlotState::Cancelled);
             if !alive {
-                dead.push(e.key.slot);
+                dead.push(e.slot());
             }
             alive
         });

@@ -85,3 +85,25 @@ fn a_burst_gives_its_memory_back_and_its_keys_stay_stale() {
     assert!(again.iter().all(|&new| t.cancel(new).is_some()));
     assert_eq!(t.cancel(long_lived), Some(usize::MAX));
 }
+
+#[test]
+fn equal_deadlines_keep_their_order_when_insertion_numbers_run_out() {
+    let mut t = TimerHeap::new();
+    t.next_seq = u64::from(u32::MAX) - 2;
+    let first = t.insert(1, -1);
+    let mut keys: Vec<_> = (0..6).map(|i| t.insert(5, i)).collect();
+    assert!(t.next_seq < 10, "numbered again from 0");
+    // The first timer's slot goes to a later one: slot numbers are no guide.
+    assert_eq!(t.pop_due(1), Some(first));
+    assert_eq!(t.take(first), Some(-1));
+    keys.push(t.insert(5, 6));
+    let popped: Vec<_> = std::iter::from_fn(|| t.pop_due(5)).collect();
+    assert_eq!(popped, keys);
+    let values: Vec<_> = popped.into_iter().map(|k| t.take(k).unwrap()).collect();
+    assert_eq!(values, (0..7).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_timer_costs_the_heap_sixteen_bytes() {
+    assert_eq!(std::mem::size_of::<Reverse<Entry>>(), 16);
+}

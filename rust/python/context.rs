@@ -36,11 +36,11 @@ pub(crate) fn is_context(obj: &Bound<'_, PyAny>) -> bool {
 /// `Context`'s deallocator unlinks it from them without checking. The price: a
 /// reference cycle that runs through a *queued* callback's context variables
 /// stays uncollected until the callback runs or is dropped.
-pub(crate) struct CallbackContext {
-    context: ManuallyDrop<Py<PyAny>>,
-    /// Whether it is an untracked copy of our own.
-    private: bool,
-}
+///
+/// Every `Context` is tracked from its creation, so an untracked one is such a
+/// copy: no flag says so, and the struct is one pointer (it is in every queued
+/// callback and timer).
+pub(crate) struct CallbackContext(ManuallyDrop<Py<PyAny>>);
 
 impl CallbackContext {
     /// A copy of the current context, for one callback.
@@ -49,10 +49,7 @@ impl CallbackContext {
         // SAFETY: a fresh `Context` object (a GC type, tracked at creation) that no
         // one else holds; the GIL is held. `Drop` tracks it again.
         unsafe { ffi::PyObject_GC_UnTrack(context.as_ptr().cast()) };
-        Ok(CallbackContext {
-            context: ManuallyDrop::new(context),
-            private: true,
-        })
+        Ok(CallbackContext(ManuallyDrop::new(context)))
     }
 
     /// `context` if given and not `None` (it must be a `contextvars.Context`), else
@@ -70,37 +67,28 @@ impl CallbackContext {
                         context.get_type().name()?
                     )));
                 }
-                Ok(CallbackContext {
-                    context: ManuallyDrop::new(context.clone().unbind()),
-                    private: false,
-                })
+                Ok(CallbackContext(ManuallyDrop::new(context.clone().unbind())))
             }
         }
     }
 
     /// Runs `f` in this context (see [`run_in`]).
     pub(crate) fn run<T>(&self, py: Python<'_>, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
-        run_in(py, &self.context, f)
+        run_in(py, &self.0, f)
     }
 
     pub(crate) fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&*self.context)
+        visit.call(&*self.0)
     }
 }
 
 impl Drop for CallbackContext {
     fn drop(&mut self) {
-        if !self.private {
-            // SAFETY: the field is dropped once, here, and not used afterwards
-            // (PyO3 defers the release if this thread is not attached).
-            unsafe { ManuallyDrop::drop(&mut self.context) };
-            return;
-        }
         // Attaching is a thread-local check when the thread already is, as it is
         // wherever a callback runs or is cancelled. `None` when the interpreter is
-        // going away: the copy is then kept rather than freed untracked.
+        // going away: the context is then kept rather than maybe freed untracked.
         let _ = Python::try_attach(|_| {
-            let ptr = self.context.as_ptr();
+            let ptr = self.0.as_ptr();
             // SAFETY: `ptr` is alive (we still hold our reference) and this thread
             // is attached; tracking twice is refused by CPython, hence the check.
             // The field is dropped once, here, and not used afterwards.
@@ -108,7 +96,7 @@ impl Drop for CallbackContext {
                 if ffi::PyObject_GC_IsTracked(ptr) == 0 {
                     ffi::PyObject_GC_Track(ptr.cast());
                 }
-                ManuallyDrop::drop(&mut self.context);
+                ManuallyDrop::drop(&mut self.0);
             }
         });
     }
