@@ -27,22 +27,27 @@ pub struct TimerKey {
     generation: u32,
 }
 
-#[derive(Debug)]
-enum SlotState<T> {
+/// Where a slot's timer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
     /// In the heap, waiting for its deadline.
-    Scheduled(T),
+    Scheduled,
     /// Cancelled; its heap entry has not been skipped yet.
     Cancelled,
     /// Popped as due; the value waits for [`TimerHeap::take`].
-    Due(T),
+    Due,
     /// Unused, on the free list.
     Free,
 }
 
+/// A timer's slot: the phase beside the value rather than an enum around it, so
+/// that it takes no tag of its own (48 bytes for a Python callback, not 56).
 #[derive(Debug)]
 struct Slot<T> {
     generation: u32,
-    state: SlotState<T>,
+    phase: Phase,
+    /// The value while `Scheduled` or `Due`, and only then.
+    value: Option<T>,
 }
 
 /// A heap entry: 16 bytes, as there is one per timer. The slot needs no
@@ -142,7 +147,8 @@ impl<T> TimerHeap<T> {
         let key = match self.free.pop() {
             Some(slot) => {
                 let s = &mut self.slots[slot as usize];
-                s.state = SlotState::Scheduled(value);
+                s.phase = Phase::Scheduled;
+                s.value = Some(value);
                 TimerKey {
                     slot,
                     generation: s.generation,
@@ -155,7 +161,8 @@ impl<T> TimerHeap<T> {
                 let generation = self.generation_floor;
                 self.slots.push(Slot {
                     generation,
-                    state: SlotState::Scheduled(value),
+                    phase: Phase::Scheduled,
+                    value: Some(value),
                 });
                 TimerKey { slot, generation }
             }
@@ -193,7 +200,8 @@ impl<T> TimerHeap<T> {
 
     fn release(&mut self, slot: u32) {
         let s = &mut self.slots[slot as usize];
-        s.state = SlotState::Free;
+        s.phase = Phase::Free;
+        s.value = None;
         s.generation = s.generation.wrapping_add(1);
         self.free.push(slot);
         // A look every quarter of the slots' worth of releases, or when no timer is
@@ -215,7 +223,7 @@ impl<T> TimerHeap<T> {
         let keep = self
             .slots
             .iter()
-            .rposition(|s| !matches!(s.state, SlotState::Free))
+            .rposition(|s| s.phase != Phase::Free)
             .map_or(0, |last| last + 1);
         if keep * 2 > self.slots.len() {
             return;
@@ -236,21 +244,18 @@ impl<T> TimerHeap<T> {
     /// stale (the timer already ran or was cancelled).
     pub fn cancel(&mut self, key: TimerKey) -> Option<T> {
         let slot = self.slot_mut(key)?;
-        if matches!(slot.state, SlotState::Due(_)) {
+        match slot.phase {
             // Out of the heap already: cancelling is taking it.
-            return self.take(key);
-        }
-        match std::mem::replace(&mut slot.state, SlotState::Cancelled) {
-            SlotState::Scheduled(value) => {
+            Phase::Due => self.take(key),
+            Phase::Scheduled => {
+                slot.phase = Phase::Cancelled;
+                let value = slot.value.take();
                 self.live -= 1;
                 self.dead_entries += 1;
                 self.maybe_compact();
-                Some(value)
+                value
             }
-            other => {
-                slot.state = other;
-                None
-            }
+            Phase::Cancelled | Phase::Free => None,
         }
     }
 
@@ -258,24 +263,20 @@ impl<T> TimerHeap<T> {
     /// `None` if it was cancelled since.
     pub fn take(&mut self, key: TimerKey) -> Option<T> {
         let slot = self.slot_mut(key)?;
-        match std::mem::replace(&mut slot.state, SlotState::Free) {
-            SlotState::Due(value) => {
-                self.live -= 1;
-                self.release(key.slot);
-                Some(value)
-            }
-            other => {
-                slot.state = other;
-                None
-            }
+        if slot.phase != Phase::Due {
+            return None;
         }
+        let value = slot.value.take();
+        self.live -= 1;
+        self.release(key.slot);
+        value
     }
 
     /// Drops cancelled entries from the top of the heap.
     fn skip_dead(&mut self) {
         while let Some(Reverse(top)) = self.heap.peek() {
             let slot = top.slot();
-            if !matches!(self.slots[slot as usize].state, SlotState::Cancelled) {
+            if self.slots[slot as usize].phase != Phase::Cancelled {
                 return;
             }
             self.heap.pop();
@@ -301,10 +302,7 @@ impl<T> TimerHeap<T> {
         self.heap.pop();
         let slot = &mut self.slots[top.slot() as usize];
         // After skip_dead, the top entry's slot is scheduled: it becomes due.
-        slot.state = match std::mem::replace(&mut slot.state, SlotState::Free) {
-            SlotState::Scheduled(value) => SlotState::Due(value),
-            other => other,
-        };
+        slot.phase = Phase::Due;
         Some(TimerKey {
             slot: top.slot(),
             generation: slot.generation,
@@ -318,7 +316,7 @@ impl<T> TimerHeap<T> {
         let slots = &self.slots;
         let mut dead = Vec::with_capacity(self.dead_entries);
         self.heap.retain(|Reverse(e)| {
-            let alive = !matches!(slots[e.slot() as usize].state, SlotState::Cancelled);
+            let alive = slots[e.slot() as usize].phase != Phase::Cancelled;
             if !alive {
                 dead.push(e.slot());
             }
@@ -335,14 +333,7 @@ impl<T> TimerHeap<T> {
 
     /// Removes every timer, returning their values.
     pub fn drain(&mut self) -> Vec<T> {
-        let values = self
-            .slots
-            .drain(..)
-            .filter_map(|s| match s.state {
-                SlotState::Scheduled(v) | SlotState::Due(v) => Some(v),
-                _ => None,
-            })
-            .collect();
+        let values = self.slots.drain(..).filter_map(|s| s.value).collect();
         self.heap.clear();
         self.free.clear();
         self.dead_entries = 0;
@@ -353,7 +344,7 @@ impl<T> TimerHeap<T> {
     /// Visits every value still held (for a garbage collector's traversal).
     pub fn for_each_value(&self, mut f: impl FnMut(&T)) {
         for s in &self.slots {
-            if let SlotState::Scheduled(v) | SlotState::Due(v) = &s.state {
+            if let Some(v) = &s.value {
                 f(v);
             }
         }
