@@ -19,6 +19,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 
 use super::core::LoopCore;
+use super::scheduling::When;
 
 /// A call's arguments, split as `(fixed..., *args, **kwargs)`.
 struct Split<'py, const N: usize> {
@@ -190,7 +191,12 @@ fastcall_method!(
     "call_later",
     ["delay", "callback"],
     |_py, core, [delay, callback], args, kwargs| {
-        core.tornado_call_later(delay.extract()?, &callback, &args, kwargs.as_ref())
+        core.tornado_timer(
+            When::After(delay.extract()?),
+            &callback,
+            &args,
+            kwargs.as_ref(),
+        )
     }
 );
 
@@ -199,7 +205,7 @@ fastcall_method!(
     "call_at",
     ["when", "callback"],
     |_py, core, [when, callback], args, kwargs| {
-        core.tornado_call_at(when.extract()?, &callback, &args, kwargs.as_ref())
+        core.tornado_timer(When::At(when.extract()?), &callback, &args, kwargs.as_ref())
     }
 );
 

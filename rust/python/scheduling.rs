@@ -17,9 +17,15 @@ use super::handle::Handle;
 use super::timer_handle;
 use crate::{deadline_after, deadline_at, monotonic_now, nanos_to_secs, Nanos};
 
+/// When a Tornado timer is due: after a delay, or at a loop time.
+pub(crate) enum When {
+    After(f64),
+    At(f64),
+}
+
 impl LoopCore {
     /// Tornado's `add_callback` (its Python entry point and docstring are in
-    /// `fastcall.rs`, as for the three below).
+    /// `fastcall.rs`, as for the two below).
     pub(crate) fn add_callback(
         &self,
         callback: &Bound<'_, PyAny>,
@@ -48,32 +54,23 @@ impl LoopCore {
         self.schedule_timer(callback.py(), deadline, cb)
     }
 
-    /// Tornado's `call_later` (a lone asyncio `context=` keyword is honoured).
-    pub(crate) fn tornado_call_later(
+    /// Tornado's `call_later` and `call_at` (a lone asyncio `context=` keyword is
+    /// honoured).
+    pub(crate) fn tornado_timer(
         &self,
-        delay: f64,
+        when: When,
         callback: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
         self.check_open()?;
         self.check_thread()?;
-        let deadline = deadline_after(monotonic_now(), delay).map_err(errors::time_error)?;
-        self.schedule_tornado(deadline, callback, args, kwargs, "call_later")
-    }
-
-    /// Tornado's `call_at`.
-    pub(crate) fn tornado_call_at(
-        &self,
-        when: f64,
-        callback: &Bound<'_, PyAny>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Py<PyAny>> {
-        self.check_open()?;
-        self.check_thread()?;
-        let deadline = deadline_at(when).map_err(errors::time_error)?;
-        self.schedule_tornado(deadline, callback, args, kwargs, "call_at")
+        let (deadline, method) = match when {
+            When::After(delay) => (deadline_after(monotonic_now(), delay), "call_later"),
+            When::At(time) => (deadline_at(time), "call_at"),
+        };
+        let deadline = deadline.map_err(errors::time_error)?;
+        self.schedule_tornado(deadline, callback, args, kwargs, method)
     }
 
     /// An asyncio callback and the `Handle` that cancels it (a closed loop refuses).
