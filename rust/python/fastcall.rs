@@ -1,13 +1,14 @@
-//! Tornado's scheduling methods through CPython's fastcall convention.
+//! The scheduling methods of both faces through CPython's fastcall convention.
 //!
 //! PyO3 gives a method that takes `**kwargs` the tuple-and-dict convention: every
 //! `add_callback(cb)` then built a tuple of its arguments for PyO3 to take apart
-//! again. These entry points take the caller's argument array as it is: a call
-//! with no extra arguments and no keywords allocates nothing on the way in. They
-//! are installed on `LoopCore` in place of methods, with the same signatures.
+//! again; and its general parser of `(callback, *args, context=None)` was a tenth
+//! of a `call_soon`. These entry points take the caller's argument array as it is:
+//! a call with no extra arguments allocates nothing on the way in. They are
+//! installed on `LoopCore` as methods, with the signatures Python code would give.
 //!
-//! Each method here is a parser of `(fixed..., *args, **kwargs)` and one call into
-//! the method's body in `scheduling.rs`.
+//! Each method here is one parse (`split`) and one call into the method's body in
+//! `scheduling.rs`.
 
 use std::ffi::{c_char, CStr};
 use std::panic::{self, AssertUnwindSafe};
@@ -21,16 +22,30 @@ use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 use super::core::LoopCore;
 use super::scheduling::When;
 
-/// A call's arguments, split as `(fixed..., *args, **kwargs)`.
+/// What a method does with keywords other than its fixed parameters.
+#[derive(Clone, Copy)]
+enum Keywords {
+    /// Tornado's `**kwargs`: they go to the callback.
+    Collect,
+    /// asyncio's: one keyword-only parameter (`context`), nothing else.
+    Only(&'static str),
+}
+
+/// A call's arguments, split as `(fixed..., *args, **kwargs)` or
+/// `(fixed..., *args, <keyword>=None)`.
 struct Split<'py, const N: usize> {
     fixed: [Bound<'py, PyAny>; N],
     rest: Bound<'py, PyTuple>,
+    /// The collected keywords (`Keywords::Collect`), `None` when there are none.
     kwargs: Option<Bound<'py, PyDict>>,
+    /// The keyword-only parameter's value (`Keywords::Only`).
+    keyword: Option<Bound<'py, PyAny>>,
 }
 
 /// Splits a fastcall argument array (`args[..nargs]` positional, then one value
-/// per name of `kwnames`) as Python splits it for `def f(a, b, *args, **kwargs)`:
-/// a fixed parameter may also come by keyword.
+/// per name of `kwnames`) as Python splits it for `def f(a, b, *args, **kwargs)`
+/// or `def f(a, b, *args, context=None)`: a fixed parameter may also come by
+/// keyword.
 ///
 /// # Safety
 /// `args` points to `nargs` positional values followed by one value per name in
@@ -40,6 +55,7 @@ unsafe fn split<'py, const N: usize>(
     py: Python<'py>,
     method: &str,
     names: [&str; N],
+    keywords: Keywords,
     args: *const *mut ffi::PyObject,
     nargs: ffi::Py_ssize_t,
     kwnames: *mut ffi::PyObject,
@@ -58,25 +74,28 @@ unsafe fn split<'py, const N: usize>(
     };
     // SAFETY: each pointer is a live object for the call's duration.
     let value = |i: usize| unsafe { Bound::from_borrowed_ptr(py, values[i]) };
-    let kwargs = match &kwnames {
-        Some(kwnames) if nkw > 0 => {
-            let dict = PyDict::new(py);
-            for (i, name) in kwnames.iter().enumerate() {
-                dict.set_item(name, value(nargs + i))?;
-            }
-            Some(dict)
-        }
-        _ => None,
-    };
-    // Fixed parameters given by keyword, taken out of the keywords.
+    // Each keyword fills a fixed parameter, the keyword-only one, or the collected
+    // keywords; CPython passes no name twice.
     let mut by_keyword: [Option<Bound<'py, PyAny>>; N] = std::array::from_fn(|_| None);
-    if let Some(kwargs) = &kwargs {
-        for (slot, name) in by_keyword.iter_mut().zip(names) {
-            let key = PyString::new(py, name);
-            *slot = kwargs.get_item(&key)?;
-            if slot.is_some() {
-                kwargs.del_item(&key)?;
+    let mut kwargs = None;
+    let mut keyword = None;
+    for (i, name) in kwnames.iter().flatten().enumerate() {
+        let given = value(nargs + i);
+        let text = name.cast::<PyString>()?.to_str()?;
+        if let Some(slot) = names.iter().position(|n| *n == text) {
+            by_keyword[slot] = Some(given);
+            continue;
+        }
+        match keywords {
+            Keywords::Only(only) if only == text => keyword = Some(given),
+            Keywords::Only(_) => {
+                return Err(PyTypeError::new_err(format!(
+                    "{method}() got an unexpected keyword argument '{text}'"
+                )))
             }
+            Keywords::Collect => kwargs
+                .get_or_insert_with(|| PyDict::new(py))
+                .set_item(name, given)?,
         }
     }
     for (i, (name, keyword)) in names.iter().zip(&by_keyword).enumerate() {
@@ -105,7 +124,22 @@ unsafe fn split<'py, const N: usize>(
     Ok(Split {
         fixed,
         rest,
-        kwargs: kwargs.filter(|k| !k.is_empty()),
+        kwargs,
+        keyword,
+    })
+}
+
+/// A number argument, refused with its name.
+fn number(value: &Bound<'_, PyAny>, method: &str, name: &str) -> PyResult<f64> {
+    value.extract().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{method}() argument '{name}' must be a real number, not {}",
+            value
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
     })
 }
 
@@ -145,8 +179,11 @@ unsafe fn enter(
     }
 }
 
+/// One entry point: `split` under the method's name, parameters and keyword
+/// policy, then `$body` with the pieces.
 macro_rules! fastcall_method {
-    ($fn_name:ident, $method:literal, [$($param:literal),+], |$py:ident, $core:ident, $fixed:pat, $rest:ident, $kwargs:ident| $body:expr) => {
+    ($fn_name:ident, $method:literal, [$($param:literal),+], $keywords:expr,
+     |$py:ident, $core:ident, $fixed:pat, $rest:ident, $kwargs:pat, $keyword:pat_param| $body:expr) => {
         unsafe extern "C" fn $fn_name(
             slf: *mut ffi::PyObject,
             args: *const *mut ffi::PyObject,
@@ -157,9 +194,11 @@ macro_rules! fastcall_method {
             // and `enter`).
             unsafe {
                 enter(slf, |$py, $core| {
-                    let Split { fixed, rest: $rest, kwargs: $kwargs } =
-                        split($py, $method, [$($param),+], args, nargs, kwnames)?;
+                    let Split { fixed, rest: $rest, kwargs, keyword } =
+                        split($py, $method, [$($param),+], $keywords, args, nargs, kwnames)?;
                     let $fixed = fixed;
+                    let $kwargs = kwargs;
+                    let $keyword = keyword;
                     $body
                 })
             }
@@ -167,11 +206,54 @@ macro_rules! fastcall_method {
     };
 }
 
+const CONTEXT: Keywords = Keywords::Only("context");
+
+fastcall_method!(
+    call_soon,
+    "call_soon",
+    ["callback"],
+    CONTEXT,
+    |_py, core, [callback], args, _, context| core.call_soon(&callback, &args, context.as_ref())
+);
+
+fastcall_method!(
+    call_soon_threadsafe,
+    "call_soon_threadsafe",
+    ["callback"],
+    CONTEXT,
+    |_py, core, [callback], args, _, context| {
+        core.call_soon_threadsafe(&callback, &args, context.as_ref())
+    }
+);
+
+fastcall_method!(
+    call_later,
+    "call_later",
+    ["delay", "callback"],
+    CONTEXT,
+    |_py, core, [delay, callback], args, _, context| {
+        let when = When::After(number(&delay, "call_later", "delay")?);
+        core.asyncio_timer(when, &callback, &args, context.as_ref())
+    }
+);
+
+fastcall_method!(
+    call_at,
+    "call_at",
+    ["when", "callback"],
+    CONTEXT,
+    |_py, core, [when, callback], args, _, context| {
+        let when = When::At(number(&when, "call_at", "when")?);
+        core.asyncio_timer(when, &callback, &args, context.as_ref())
+    }
+);
+
 fastcall_method!(
     add_callback,
     "add_callback",
     ["callback"],
-    |py, core, [callback], args, kwargs| {
+    Keywords::Collect,
+    |py, core, [callback], args, kwargs, _| {
         core.add_callback(&callback, &args, kwargs.as_ref())?;
         Ok(py.None())
     }
@@ -181,31 +263,31 @@ fastcall_method!(
     add_timeout,
     "add_timeout",
     ["deadline", "callback"],
-    |_py, core, [deadline, callback], args, kwargs| {
+    Keywords::Collect,
+    |_py, core, [deadline, callback], args, kwargs, _| {
         core.add_timeout(&deadline, &callback, &args, kwargs.as_ref())
     }
 );
 
 fastcall_method!(
-    call_later,
+    tornado_call_later,
     "call_later",
     ["delay", "callback"],
-    |_py, core, [delay, callback], args, kwargs| {
-        core.tornado_timer(
-            When::After(delay.extract()?),
-            &callback,
-            &args,
-            kwargs.as_ref(),
-        )
+    Keywords::Collect,
+    |_py, core, [delay, callback], args, kwargs, _| {
+        let when = When::After(number(&delay, "call_later", "delay")?);
+        core.tornado_timer(when, &callback, &args, kwargs.as_ref())
     }
 );
 
 fastcall_method!(
-    call_at,
+    tornado_call_at,
     "call_at",
     ["when", "callback"],
-    |_py, core, [when, callback], args, kwargs| {
-        core.tornado_timer(When::At(when.extract()?), &callback, &args, kwargs.as_ref())
+    Keywords::Collect,
+    |_py, core, [when, callback], args, kwargs, _| {
+        let when = When::At(number(&when, "call_at", "when")?);
+        core.tornado_timer(when, &callback, &args, kwargs.as_ref())
     }
 );
 
@@ -217,7 +299,34 @@ type Entry = (
 
 /// The methods, with their docstrings (whose first line is the signature that
 /// `inspect.signature` reads).
-const METHODS: [Entry; 4] = [
+const METHODS: [Entry; 8] = [
+    (
+        c"call_soon",
+        call_soon,
+        c"call_soon($self, callback, *args, context=None)\n--\n\n\
+asyncio: arranges for `callback(*args)` to be called on the next iteration,\n\
+in `context` (default: a copy of the current context). Returns a `Handle`.",
+    ),
+    (
+        c"call_soon_threadsafe",
+        call_soon_threadsafe,
+        c"call_soon_threadsafe($self, callback, *args, context=None)\n--\n\n\
+asyncio: like `call_soon`, from any thread; wakes the loop.",
+    ),
+    (
+        c"call_later",
+        call_later,
+        c"call_later($self, delay, callback, *args, context=None)\n--\n\n\
+asyncio: arranges for `callback(*args)` to be called after `delay` seconds.\n\
+Returns a `TimerHandle`.",
+    ),
+    (
+        c"call_at",
+        call_at,
+        c"call_at($self, when, callback, *args, context=None)\n--\n\n\
+asyncio: arranges for `callback(*args)` to be called at loop time `when`.\n\
+Returns a `TimerHandle`.",
+    ),
     (
         c"add_callback",
         add_callback,
@@ -237,7 +346,7 @@ Runs `callback` at the time `deadline` from the I/O loop.\n\n\
     ),
     (
         c"_tornado_call_later",
-        call_later,
+        tornado_call_later,
         c"_tornado_call_later($self, delay, callback, *args, **kwargs)\n--\n\n\
 Runs ``callback(*args, **kwargs)`` after ``delay`` seconds (Tornado's\n\
 ``IOLoop.call_later``); returns a handle for ``remove_timeout``.\n\n\
@@ -246,7 +355,7 @@ honoured so that asyncio code can use this loop too.",
     ),
     (
         c"_tornado_call_at",
-        call_at,
+        tornado_call_at,
         c"_tornado_call_at($self, when, callback, *args, **kwargs)\n--\n\n\
 Runs ``callback(*args, **kwargs)`` at the loop time ``when`` (Tornado's\n\
 ``IOLoop.call_at``); returns a handle for ``remove_timeout``.",

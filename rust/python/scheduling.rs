@@ -17,15 +17,67 @@ use super::handle::Handle;
 use super::timer_handle;
 use crate::{deadline_after, deadline_at, monotonic_now, nanos_to_secs, Nanos};
 
-/// When a Tornado timer is due: after a delay, or at a loop time.
+/// When a timer is due: after a delay (`call_later`), or at a loop time
+/// (`call_at`).
 pub(crate) enum When {
     After(f64),
     At(f64),
 }
 
+impl When {
+    /// The deadline, and the name of the method that takes this form.
+    fn deadline(self) -> (Result<Nanos, crate::InvalidTime>, &'static str) {
+        match self {
+            When::After(delay) => (deadline_after(monotonic_now(), delay), "call_later"),
+            When::At(time) => (deadline_at(time), "call_at"),
+        }
+    }
+}
+
 impl LoopCore {
-    /// Tornado's `add_callback` (its Python entry point and docstring are in
-    /// `fastcall.rs`, as for the two below).
+    /// asyncio's `call_soon` (its Python entry point and docstring are in
+    /// `fastcall.rs`, as for every method up to `tornado_timer`).
+    pub(crate) fn call_soon(
+        &self,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        self.check_thread()?;
+        let (cb, handle) = self.cancellable(callback, args, context, "call_soon")?;
+        self.shared.push(cb);
+        Ok(handle.into_object())
+    }
+
+    /// asyncio's `call_soon_threadsafe`.
+    pub(crate) fn call_soon_threadsafe(
+        &self,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let (cb, handle) = self.cancellable(callback, args, context, "call_soon_threadsafe")?;
+        self.shared.push_threadsafe(callback.py(), cb);
+        Ok(handle.into_object())
+    }
+
+    /// asyncio's `call_later` and `call_at`.
+    pub(crate) fn asyncio_timer(
+        &self,
+        when: When,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        self.check_open()?;
+        self.check_thread()?;
+        let (deadline, method) = when.deadline();
+        let deadline = deadline.map_err(errors::time_error)?;
+        let cb = PyCallback::asyncio(callback, args, context, method)?;
+        self.schedule_timer(callback.py(), deadline, cb)
+    }
+
+    /// Tornado's `add_callback`.
     pub(crate) fn add_callback(
         &self,
         callback: &Bound<'_, PyAny>,
@@ -65,10 +117,7 @@ impl LoopCore {
     ) -> PyResult<Py<PyAny>> {
         self.check_open()?;
         self.check_thread()?;
-        let (deadline, method) = match when {
-            When::After(delay) => (deadline_after(monotonic_now(), delay), "call_later"),
-            When::At(time) => (deadline_at(time), "call_at"),
-        };
+        let (deadline, method) = when.deadline();
         let deadline = deadline.map_err(errors::time_error)?;
         self.schedule_tornado(deadline, callback, args, kwargs, method)
     }
@@ -76,14 +125,13 @@ impl LoopCore {
     /// An asyncio callback and the `Handle` that cancels it (a closed loop refuses).
     fn cancellable(
         &self,
-        py: Python<'_>,
         callback: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
         context: Option<&Bound<'_, PyAny>>,
         method: &str,
     ) -> PyResult<(PyCallback, Handle)> {
         self.check_open()?;
-        PyCallback::asyncio(callback, args, context, method)?.with_handle(py)
+        PyCallback::asyncio(callback, args, context, method)?.with_handle(callback.py())
     }
 
     fn schedule_timer(
@@ -127,68 +175,6 @@ impl LoopCore {
 
 #[pymethods]
 impl LoopCore {
-    /// asyncio: arranges for `callback(*args)` to be called on the next iteration,
-    /// in `context` (default: the current context).
-    #[pyo3(signature = (callback, *args, context = None))]
-    fn call_soon(
-        &self,
-        py: Python<'_>,
-        callback: &Bound<'_, PyAny>,
-        args: &Bound<'_, PyTuple>,
-        context: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        self.check_thread()?;
-        let (cb, handle) = self.cancellable(py, callback, args, context, "call_soon")?;
-        self.shared.push(cb);
-        Ok(handle.into_object())
-    }
-
-    /// asyncio: like `call_soon`, from any thread; wakes the loop.
-    #[pyo3(signature = (callback, *args, context = None))]
-    fn call_soon_threadsafe(
-        &self,
-        py: Python<'_>,
-        callback: &Bound<'_, PyAny>,
-        args: &Bound<'_, PyTuple>,
-        context: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let (cb, handle) = self.cancellable(py, callback, args, context, "call_soon_threadsafe")?;
-        self.shared.push_threadsafe(py, cb);
-        Ok(handle.into_object())
-    }
-
-    /// asyncio: arranges for `callback(*args)` to be called after `delay` seconds.
-    #[pyo3(signature = (delay, callback, *args, context = None))]
-    fn call_later(
-        &self,
-        delay: f64,
-        callback: &Bound<'_, PyAny>,
-        args: &Bound<'_, PyTuple>,
-        context: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        self.check_open()?;
-        self.check_thread()?;
-        let deadline = deadline_after(monotonic_now(), delay).map_err(errors::time_error)?;
-        let cb = PyCallback::asyncio(callback, args, context, "call_later")?;
-        self.schedule_timer(callback.py(), deadline, cb)
-    }
-
-    /// asyncio: arranges for `callback(*args)` to be called at loop time `when`.
-    #[pyo3(signature = (when, callback, *args, context = None))]
-    fn call_at(
-        &self,
-        when: f64,
-        callback: &Bound<'_, PyAny>,
-        args: &Bound<'_, PyTuple>,
-        context: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        self.check_open()?;
-        self.check_thread()?;
-        let deadline = deadline_at(when).map_err(errors::time_error)?;
-        let cb = PyCallback::asyncio(callback, args, context, "call_at")?;
-        self.schedule_timer(callback.py(), deadline, cb)
-    }
-
     /// Cancels a pending timeout. Removing one that already ran does nothing.
     fn remove_timeout(&self, timeout: &Bound<'_, PyAny>) -> PyResult<()> {
         timer_handle::cancel_handle(timeout)?;

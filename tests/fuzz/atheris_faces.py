@@ -113,14 +113,20 @@ class Faces:
             aio.run_forever()
         elif op == 15:
             # Any shape of arguments for the scheduling methods' own parser.
-            method = fdp.PickValueInList(["add_callback", "add_timeout", "call_later", "call_at", "spawn_callback"])
+            face, methods = fdp.PickValueInList(
+                [
+                    (io, ["add_callback", "add_timeout", "call_later", "call_at", "spawn_callback"]),
+                    (aio, ["call_soon", "call_soon_threadsafe", "call_later", "call_at"]),
+                ]
+            )
+            method = fdp.PickValueInList(methods)
             args = [
                 fdp.PickValueInList([make_callable(fdp), make_number(fdp), None])
                 for _ in range(fdp.ConsumeIntInRange(0, 3))
             ]
             names = ["callback", "deadline", "delay", "when", "key", "context"]
             kwargs = {fdp.PickValueInList(names): make_callable(fdp) for _ in range(fdp.ConsumeIntInRange(0, 3))}
-            getattr(io, method)(*args, **kwargs)
+            getattr(face, method)(*args, **kwargs)
         else:
             io.close(all_fds=False)
             aio.close()
