@@ -34,12 +34,12 @@ enum Keywords {
 /// A call's arguments, split as `(fixed..., *args, **kwargs)` or
 /// `(fixed..., *args, <keyword>=None)`.
 struct Split<'py, const N: usize> {
-    fixed: [Bound<'py, PyAny>; N],
+    fixed: [Borrowed<'py, 'py, PyAny>; N],
     rest: Bound<'py, PyTuple>,
     /// The collected keywords (`Keywords::Collect`), `None` when there are none.
     kwargs: Option<Bound<'py, PyDict>>,
     /// The keyword-only parameter's value (`Keywords::Only`).
-    keyword: Option<Bound<'py, PyAny>>,
+    keyword: Option<Borrowed<'py, 'py, PyAny>>,
 }
 
 /// Splits a fastcall argument array (`args[..nargs]` positional, then one value
@@ -51,6 +51,9 @@ struct Split<'py, const N: usize> {
 /// `args` points to `nargs` positional values followed by one value per name in
 /// `kwnames` (a tuple of str, or NULL), all alive for `'py`, as CPython passes them
 /// to a `METH_FASTCALL | METH_KEYWORDS` function.
+// Inlined into each entry point, where its keyword policy is a constant and the
+// branches for the other one fold away (called, it was a third of `add_callback`).
+#[inline(always)]
 unsafe fn split<'py, const N: usize>(
     py: Python<'py>,
     method: &str,
@@ -63,7 +66,7 @@ unsafe fn split<'py, const N: usize>(
     let nargs = usize::try_from(nargs).unwrap_or(0);
     let kwnames = (!kwnames.is_null()).then(|| {
         // SAFETY: CPython passes a tuple of names here.
-        unsafe { Bound::from_borrowed_ptr(py, kwnames).cast_into_unchecked::<PyTuple>() }
+        unsafe { Borrowed::from_ptr(py, kwnames).cast_unchecked::<PyTuple>() }
     });
     let nkw = kwnames.as_ref().map_or(0, |k| k.len());
     let values = if nargs + nkw == 0 {
@@ -72,16 +75,18 @@ unsafe fn split<'py, const N: usize>(
         // SAFETY: the caller's contract: `nargs + nkw` valid pointers.
         unsafe { std::slice::from_raw_parts(args, nargs + nkw) }
     };
-    // SAFETY: each pointer is a live object for the call's duration.
-    let value = |i: usize| unsafe { Bound::from_borrowed_ptr(py, values[i]) };
+    // SAFETY: each pointer is a live object for the call's duration: borrowed,
+    // the arguments cost no reference counting.
+    let value = |i: usize| unsafe { Borrowed::from_ptr(py, values[i]) };
     // Each keyword fills a fixed parameter, the keyword-only one, or the collected
     // keywords; CPython passes no name twice.
-    let mut by_keyword: [Option<Bound<'py, PyAny>>; N] = std::array::from_fn(|_| None);
+    let mut by_keyword: [Option<Borrowed<'py, 'py, PyAny>>; N] = std::array::from_fn(|_| None);
     let mut kwargs = None;
     let mut keyword = None;
-    for (i, name) in kwnames.iter().flatten().enumerate() {
+    for (i, name) in kwnames.iter().flat_map(|k| k.iter_borrowed()).enumerate() {
         let given = value(nargs + i);
-        let text = name.cast::<PyString>()?.to_str()?;
+        let name = name.cast::<PyString>()?;
+        let text = name.to_str()?;
         if let Some(slot) = names.iter().position(|n| *n == text) {
             by_keyword[slot] = Some(given);
             continue;
@@ -159,7 +164,7 @@ unsafe fn enter(
         // SAFETY: `slf` is the live object the method was called on, and an
         // instance of `LoopCore`: a method descriptor checks that before calling
         // (checking again walked the subclass's MRO on every call).
-        let core = unsafe { Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<LoopCore>() };
+        let core = unsafe { Borrowed::from_ptr(py, slf).cast_unchecked::<LoopCore>() };
         body(py, core.get())
     }));
     let result = outcome.unwrap_or_else(|payload| {
@@ -213,7 +218,7 @@ fastcall_method!(
     "call_soon",
     ["callback"],
     CONTEXT,
-    |_py, core, [callback], args, _, context| core.call_soon(&callback, &args, context.as_ref())
+    |_py, core, [callback], args, _, context| core.call_soon(&callback, &args, context.as_deref())
 );
 
 fastcall_method!(
@@ -222,7 +227,7 @@ fastcall_method!(
     ["callback"],
     CONTEXT,
     |_py, core, [callback], args, _, context| {
-        core.call_soon_threadsafe(&callback, &args, context.as_ref())
+        core.call_soon_threadsafe(&callback, &args, context.as_deref())
     }
 );
 
@@ -233,7 +238,7 @@ fastcall_method!(
     CONTEXT,
     |_py, core, [delay, callback], args, _, context| {
         let when = When::After(number(&delay, "call_later", "delay")?);
-        core.asyncio_timer(when, &callback, &args, context.as_ref())
+        core.asyncio_timer(when, &callback, &args, context.as_deref())
     }
 );
 
@@ -244,7 +249,7 @@ fastcall_method!(
     CONTEXT,
     |_py, core, [when, callback], args, _, context| {
         let when = When::At(number(&when, "call_at", "when")?);
-        core.asyncio_timer(when, &callback, &args, context.as_ref())
+        core.asyncio_timer(when, &callback, &args, context.as_deref())
     }
 );
 

@@ -24,16 +24,6 @@ pub(crate) enum When {
     At(f64),
 }
 
-impl When {
-    /// The deadline, and the name of the method that takes this form.
-    fn deadline(self) -> (Result<Nanos, crate::InvalidTime>, &'static str) {
-        match self {
-            When::After(delay) => (deadline_after(monotonic_now(), delay), "call_later"),
-            When::At(time) => (deadline_at(time), "call_at"),
-        }
-    }
-}
-
 impl LoopCore {
     /// asyncio's `call_soon` (its Python entry point and docstring are in
     /// `fastcall.rs`, as for every method up to `tornado_timer`).
@@ -69,10 +59,7 @@ impl LoopCore {
         args: &Bound<'_, PyTuple>,
         context: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        self.check_open()?;
-        self.check_thread()?;
-        let (deadline, method) = when.deadline();
-        let deadline = deadline.map_err(errors::time_error)?;
+        let (deadline, method) = self.timer_deadline(when)?;
         let cb = PyCallback::asyncio(callback, args, context, method)?;
         self.schedule_timer(callback.py(), deadline, cb)
     }
@@ -115,11 +102,20 @@ impl LoopCore {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
+        let (deadline, method) = self.timer_deadline(when)?;
+        self.schedule_tornado(deadline, callback, args, kwargs, method)
+    }
+
+    /// What both faces' `call_later` and `call_at` check first (an open loop, its
+    /// own thread), then the deadline and the name of the method that takes `when`.
+    fn timer_deadline(&self, when: When) -> PyResult<(Nanos, &'static str)> {
         self.check_open()?;
         self.check_thread()?;
-        let (deadline, method) = when.deadline();
-        let deadline = deadline.map_err(errors::time_error)?;
-        self.schedule_tornado(deadline, callback, args, kwargs, method)
+        let (deadline, method) = match when {
+            When::After(delay) => (deadline_after(monotonic_now(), delay), "call_later"),
+            When::At(time) => (deadline_at(time), "call_at"),
+        };
+        Ok((deadline.map_err(errors::time_error)?, method))
     }
 
     /// An asyncio callback and the `Handle` that cancels it (a closed loop refuses).
