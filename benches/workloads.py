@@ -22,8 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 #: Loops with the Tornado-style API (add_callback / add_timeout / add_handler).
-#: ``tornado-X``: Tornado's own IOLoop over loop X (``tornado-mioloop``: after
-#: ``mioloop.install()``, so it is ``mioloop.TornadoIOLoop``).
+#: ``tornado-X``: Tornado's own IOLoop over loop X (``tornado-mioloop``: on a mioloop
+#: loop, so it is ``mioloop.TornadoIOLoop``).
 TORNADO_STYLE = {"mioloop", "tornado-mioloop", "tornado-asyncio", "tornado-uvloop"}
 LOOPS = [
     "mioloop",
@@ -68,7 +68,6 @@ def make_loop(name: str) -> Any:
             if name == "tornado-mioloop":
                 import mioloop
 
-                mioloop.install()
                 asyncio.set_event_loop(mioloop.new_event_loop())
             elif name == "tornado-uvloop":
                 import uvloop

@@ -8,7 +8,6 @@ import asyncio
 import contextvars
 import gc
 import socket
-import subprocess
 import sys
 import weakref
 
@@ -322,31 +321,6 @@ def test_run_refuses_inside_a_running_loop() -> None:
         coro.close()
 
     mioloop.run(main())
-
-
-def test_the_policy_makes_mioloop_loops() -> None:
-    policy = mioloop.EventLoopPolicy()
-    loop = policy.new_event_loop()
-    try:
-        assert isinstance(loop, mioloop.EventLoop)
-    finally:
-        loop.close()
-
-
-def test_install_makes_asyncio_run_use_mioloop() -> None:
-    # In a child process: installing a policy is process-wide.
-    code = (
-        "import asyncio, mioloop\n"
-        "mioloop.install()\n"
-        "async def main():\n"
-        "    return type(asyncio.get_running_loop()).__module__\n"
-        "print(asyncio.run(main()))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", code], capture_output=True, text=True, timeout=30
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "mioloop.eventloop"
 
 
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="asyncio.run(loop_factory=) is new in 3.12")

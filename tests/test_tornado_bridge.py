@@ -1,4 +1,4 @@
-"""Tornado's own IOLoop on the engine: ``mioloop.install()`` and ``TornadoIOLoop``.
+"""Tornado's own IOLoop on the engine: ``TornadoIOLoop``.
 
 Each scenario runs on ``mioloop.TornadoIOLoop`` and on Tornado's own
 ``AsyncIOLoop`` over asyncio's loop, with the same expectations."""
@@ -33,15 +33,11 @@ from .conftest import LogCapture
 
 
 @pytest.fixture
-def tornado_globals() -> Iterator[None]:
-    """Restores what ``mioloop.install()`` changes: asyncio's policy and Tornado's
-    configured IOLoop and loop map."""
+def tornado_configured() -> Iterator[None]:
+    """Restores Tornado's configured IOLoop class."""
     configured = IOLoop.configured_class()
-    loop_map = IOLoop._ioloop_for_asyncio
     yield
-    asyncio.set_event_loop_policy(None)
     IOLoop.configure(configured)
-    IOLoop._ioloop_for_asyncio = loop_map
 
 
 @pytest.fixture(params=["mioloop", "asyncio"])
@@ -78,44 +74,10 @@ def app_log() -> Iterator[LogCapture]:
     logger.removeHandler(capture)
 
 
-# The one-line switch
+# Making one (the front doors, legacy included, are in test_front_door.py)
 
 
-def test_install_makes_the_ioloop_of_asyncio_run_a_tornado_ioloop_on_the_engine(tornado_globals: None) -> None:
-    mioloop.install()
-    seen: dict[str, object] = {}
-
-    async def main() -> None:
-        io_loop = IOLoop.current()
-        seen["ioloop"] = io_loop
-        seen["asyncio"] = asyncio.get_running_loop()
-        seen["same"] = io_loop.asyncio_loop is asyncio.get_running_loop()
-        seen["again"] = IOLoop.current() is io_loop
-
-    asyncio.run(main())
-    assert isinstance(seen["ioloop"], TornadoIOLoop)
-    assert isinstance(seen["ioloop"], IOLoop)
-    assert isinstance(seen["asyncio"], mioloop.EventLoop)
-    assert seen["same"] is True
-    assert seen["again"] is True
-
-
-def test_install_serves_the_classic_start_style(tornado_globals: None) -> None:
-    mioloop.install()
-    asyncio.set_event_loop(asyncio.new_event_loop())
-    io_loop = IOLoop.current()
-    assert isinstance(io_loop, TornadoIOLoop)
-    ran: list[str] = []
-    io_loop.add_callback(ran.append, "callback")
-    io_loop.call_later(0.01, io_loop.stop)
-    io_loop.start()
-    assert ran == ["callback"]
-    io_loop.close()
-    assert io_loop.asyncio_loop.is_closed()
-    asyncio.set_event_loop(None)
-
-
-def test_configure_by_name_makes_new_ioloops_own_a_mioloop_loop(tornado_globals: None) -> None:
+def test_configure_by_name_makes_new_ioloops_own_a_mioloop_loop(tornado_configured: None) -> None:
     IOLoop.configure("mioloop.TornadoIOLoop")
     io_loop = IOLoop(make_current=False)
     assert isinstance(io_loop, TornadoIOLoop)

@@ -15,8 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from workloads import Unavailable, make_loop
 
-#: ``mioloop``: ``mioloop.install()``, so Tornado's IOLoop is ``mioloop.TornadoIOLoop``;
-#: ``mioloop-asyncio``: Tornado's own asyncio glue over mioloop's asyncio loop.
+#: ``mioloop``: a mioloop loop, on which Tornado's IOLoop is ``mioloop.TornadoIOLoop``;
+#: ``mioloop-asyncio``: Tornado's own asyncio glue (``AsyncIOMainLoop``, made before
+#: Tornado asks) over mioloop's asyncio loop.
 KINDS = ["mioloop", "mioloop-asyncio", "asyncio", "uvloop", "rloop"]
 
 
@@ -27,11 +28,8 @@ def main() -> int:
         return 3
     try:
         import tornado.web
+        from tornado.platform.asyncio import AsyncIOMainLoop
 
-        if kind == "mioloop":
-            import mioloop
-
-            mioloop.install()
         loop = make_loop("mioloop-asyncio" if kind.startswith("mioloop") else kind)
     except (ImportError, Unavailable) as e:
         print(f"skip: {e}", flush=True)
@@ -48,6 +46,8 @@ def main() -> int:
         await asyncio.Event().wait()
 
     asyncio.set_event_loop(loop)
+    if kind == "mioloop-asyncio":
+        AsyncIOMainLoop()  # Tornado's glue, mapped to this loop before Tornado asks
     loop.run_until_complete(serve())
     return 0
 

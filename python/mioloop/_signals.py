@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import errno
+import inspect
 import signal
 import threading
 from collections.abc import Callable
@@ -40,7 +41,7 @@ class SignalMethods:
         """Calls ``callback(*args)`` on the loop each time signal ``sig`` arrives
         (replacing a previous handler of ``sig``). Main thread only; ``SIGKILL``
         and ``SIGSTOP`` cannot be caught (``RuntimeError``)."""
-        if asyncio.iscoroutine(callback) or asyncio.iscoroutinefunction(callback):
+        if asyncio.iscoroutine(callback) or inspect.iscoroutinefunction(callback):
             raise TypeError("coroutines cannot be used with add_signal_handler()")
         if not callable(callback):
             raise TypeError(f"a callable object was expected by add_signal_handler(), got {callback!r}")

@@ -1,5 +1,8 @@
-"""Tornado's own ``IOLoop`` on mioloop's engine: :class:`TornadoIOLoop`, and the hook
-that makes it the ``IOLoop`` of every mioloop asyncio loop (``mioloop.install()``).
+"""Tornado's own ``IOLoop`` on mioloop's engine: :class:`TornadoIOLoop`.
+
+Every mioloop loop gets one when Tornado asks for its ``IOLoop``
+(``mioloop._tornado_attach``); :func:`install`, for the legacy ``mioloop.install()``,
+also makes it the class ``IOLoop()`` creates.
 
 Imported only when Tornado is used: ``import mioloop`` does not import Tornado.
 """
@@ -9,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import numbers
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -17,6 +21,7 @@ from typing import Any
 from tornado.ioloop import IOLoop
 from tornado.platform.asyncio import BaseAsyncIOLoop
 
+from ._tornado_attach import attach
 from .eventloop import EventLoop
 
 __all__ = ["TornadoIOLoop", "install"]
@@ -33,14 +38,15 @@ class TornadoIOLoop(BaseAsyncIOLoop):
     glue in between (no ``add_reader`` per handler, no ``functools.partial`` per
     callback, no asyncio ``TimerHandle`` per timeout).
 
-    ``mioloop.install()`` makes it the ``IOLoop`` of every mioloop loop, so both
-    styles of Tornado application switch with one line::
+    Every mioloop loop has one: ``IOLoop.current()`` on a running
+    :class:`mioloop.EventLoop` is a ``TornadoIOLoop``, however the loop was made, so
+    both styles of Tornado application run on the engine with no asyncio policy::
 
-        mioloop.install()
-        asyncio.run(main())              # IOLoop.current() is a TornadoIOLoop
+        mioloop.run(main())              # IOLoop.current() is a TornadoIOLoop
 
-        mioloop.install()
-        IOLoop.current().start()         # likewise
+        io_loop = mioloop.TornadoIOLoop()  # the classic style: current from now on
+        app.listen(8888)
+        io_loop.start()
 
     ``IOLoop.configure("mioloop.TornadoIOLoop")`` makes ``IOLoop()`` create one
     (with a new :class:`mioloop.EventLoop`), as ``tornado.testing`` does.
@@ -131,25 +137,21 @@ class TornadoIOLoop(BaseAsyncIOLoop):
 
 def _loop_set_for_this_thread() -> asyncio.AbstractEventLoop | None:
     """The loop ``asyncio.set_event_loop`` set in this thread, if any, without
-    making one (``asyncio.get_event_loop()`` would, and warn about it)."""
+    making one, and without touching asyncio's policies where they are deprecated."""
+    if sys.version_info >= (3, 14):
+        # get_event_loop() no longer makes a loop: it returns the running loop, else
+        # the one set, else raises.
+        try:
+            return asyncio.get_event_loop()
+        except RuntimeError:
+            return None
+    # Before 3.14 get_event_loop() may make a loop (and warn): read the policy's.
     local = getattr(asyncio.get_event_loop_policy(), "_local", None)
     return getattr(local, "_loop", None)
-
-
-class _IOLoopsOfAsyncioLoops(dict):  # type: ignore[type-arg]
-    """Tornado's map from asyncio loops to their IOLoops, which gives a mioloop loop
-    that has none a :class:`TornadoIOLoop` (where Tornado would make an
-    ``AsyncIOMainLoop``)."""
-
-    def __missing__(self, loop: object) -> IOLoop:
-        if isinstance(loop, EventLoop) and not loop.is_closed():
-            return TornadoIOLoop(asyncio_loop=loop)
-        raise KeyError(loop)
 
 
 def install() -> None:
     """Makes :class:`TornadoIOLoop` Tornado's ``IOLoop``: the one ``IOLoop()`` creates
     and the one ``IOLoop.current()`` finds on a mioloop loop."""
-    if not isinstance(IOLoop._ioloop_for_asyncio, _IOLoopsOfAsyncioLoops):
-        IOLoop._ioloop_for_asyncio = _IOLoopsOfAsyncioLoops(IOLoop._ioloop_for_asyncio)
+    attach()
     IOLoop.configure(TornadoIOLoop)

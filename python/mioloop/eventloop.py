@@ -31,6 +31,7 @@ from ._signals import SignalMethods
 from ._sockets import SocketMethods
 from ._subprocess import SubprocessMethods, warn_running_children
 from ._tls import TlsMethods
+from ._tornado_attach import attach as _attach_tornado
 
 _T = TypeVar("_T")
 
@@ -84,6 +85,8 @@ class EventLoop(  # type: ignore[misc]
         #: Asynchronous generators first iterated on this loop and not finished.
         self._asyncgens: weakref.WeakSet[AsyncGenerator[Any, Any]] = weakref.WeakSet()
         self._asyncgens_shut_down = False
+        # Tornado code on this loop gets mioloop.TornadoIOLoop, whenever it imports Tornado.
+        _attach_tornado()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} running={self.is_running()} closed={self.is_closed()} debug={self.get_debug()}>"
