@@ -1,7 +1,8 @@
 //! The monotonic clock, shared with Python's `time.monotonic()`.
 //!
-//! Deadlines are whole nanoseconds of `CLOCK_MONOTONIC`, the clock behind
-//! `time.monotonic()`, so `IOLoop.time()` and `loop.time()` agree with it.
+//! Deadlines are whole nanoseconds of the clock behind `time.monotonic()`
+//! (`CLOCK_MONOTONIC` on Linux; see [`crate::platform::MONOTONIC_CLOCK`]), so
+//! `IOLoop.time()` and `loop.time()` agree with it.
 //! Conversions from seconds never panic: NaN is an error, anything past the
 //! representable range saturates to [`NEVER`].
 
@@ -39,9 +40,9 @@ pub fn monotonic_now() -> Nanos {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid, writable timespec and CLOCK_MONOTONIC is always
-    // available on Linux, so clock_gettime only writes into `ts`.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    // SAFETY: `ts` is a valid, writable timespec and the clock is always
+    // available, so clock_gettime only writes into `ts`.
+    let rc = unsafe { libc::clock_gettime(crate::platform::MONOTONIC_CLOCK, &mut ts) };
     debug_assert_eq!(rc, 0);
     // tv_sec and tv_nsec are non-negative for CLOCK_MONOTONIC.
     (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64

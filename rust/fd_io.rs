@@ -7,6 +7,7 @@
 use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
 
+use crate::platform::{iov_max, SEND_FLAGS};
 use crate::sock_addr::SockAddr;
 
 /// Runs a libc call that returns -1 on error, retrying on `EINTR`.
@@ -33,15 +34,14 @@ pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     syscall!(libc::read(fd, buf.as_mut_ptr().cast(), buf.len())).map(|n| n as usize)
 }
 
-/// Sends `buf` on a socket, without `SIGPIPE` for a peer that is gone (`EPIPE`).
+/// Sends `buf` on a socket, without `SIGPIPE` for a peer that is gone (`EPIPE`):
+/// see [`crate::platform::SEND_FLAGS`].
 pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    syscall!(libc::send(
-        fd,
-        buf.as_ptr().cast(),
-        buf.len(),
-        libc::MSG_NOSIGNAL
-    ))
-    .map(|n| n as usize)
+    send_with(fd, buf, SEND_FLAGS)
+}
+
+fn send_with(fd: RawFd, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
+    syscall!(libc::send(fd, buf.as_ptr().cast(), buf.len(), flags)).map(|n| n as usize)
 }
 
 /// Writes `buf` to a pipe or any other fd (`write`). A pipe whose reader is gone
@@ -56,7 +56,7 @@ pub fn write_vectored(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         return write(fd, one);
     }
     // IoSlice is ABI-compatible with iovec (std guarantees it on Unix).
-    let count = bufs.len().min(libc::UIO_MAXIOV as usize) as libc::c_int;
+    let count = bufs.len().min(iov_max()) as libc::c_int;
     syscall!(libc::writev(fd, bufs.as_ptr().cast(), count)).map(|n| n as usize)
 }
 
@@ -86,7 +86,7 @@ pub fn send_to(fd: RawFd, buf: &[u8], to: Option<&SockAddr>) -> io::Result<usize
         fd,
         buf.as_ptr().cast(),
         buf.len(),
-        libc::MSG_NOSIGNAL,
+        SEND_FLAGS,
         to.as_ptr(),
         to.len()
     ))
@@ -102,17 +102,8 @@ pub fn send_vectored(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     // IoSlice is ABI-compatible with iovec (std guarantees it on Unix).
     msg.msg_iov = bufs.as_ptr().cast_mut().cast();
-    msg.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize) as _;
-    syscall!(libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL)).map(|n| n as usize)
-}
-
-/// Sends up to `count` bytes of the file `file_fd` from `offset` on the socket
-/// `sock_fd`, in the kernel (`sendfile`); returns how many were sent (0: the file
-/// ends at `offset`).
-pub fn sendfile(sock_fd: RawFd, file_fd: RawFd, offset: u64, count: usize) -> io::Result<usize> {
-    let mut offset =
-        libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    syscall!(libc::sendfile(sock_fd, file_fd, &mut offset, count)).map(|n| n as usize)
+    msg.msg_iovlen = bufs.len().min(iov_max()) as _;
+    syscall!(libc::sendmsg(fd, &msg, SEND_FLAGS)).map(|n| n as usize)
 }
 
 /// Ends the sending side of a socket (`shutdown(SHUT_WR)`).
@@ -135,27 +126,6 @@ mod tests {
         let mut buf = [0u8; 8];
         assert_eq!(read(b.as_raw_fd(), &mut buf).unwrap(), 4);
         assert_eq!(&buf[..4], b"abcd");
-    }
-
-    #[test]
-    fn sendfile_sends_the_range_asked_for() {
-        use std::io::Write;
-        let path = std::env::temp_dir().join(format!("mioloop-sendfile-{}", std::process::id()));
-        let mut file = std::fs::File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        std::fs::remove_file(&path).unwrap();
-        file.write_all(b"0123456789").unwrap();
-        let (a, b) = UnixStream::pair().unwrap();
-        assert_eq!(sendfile(a.as_raw_fd(), file.as_raw_fd(), 2, 5).unwrap(), 5);
-        assert_eq!(sendfile(a.as_raw_fd(), file.as_raw_fd(), 10, 5).unwrap(), 0);
-        let mut buf = [0u8; 8];
-        assert_eq!(read(b.as_raw_fd(), &mut buf).unwrap(), 5);
-        assert_eq!(&buf[..5], b"23456");
     }
 
     #[test]
@@ -239,6 +209,33 @@ mod tests {
         drop(b);
         let err = send(a.as_raw_fd(), b"x").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+    }
+
+    #[test]
+    fn without_msg_nosignal_a_closed_peer_gives_epipe_where_sigpipe_is_ignored() {
+        // macOS's path: no flag per call, the socket's own option, and Python's
+        // SIG_IGN for SIGPIPE (set here as Python sets it).
+        let (a, b) = UnixStream::pair().unwrap();
+        crate::platform::no_sigpipe(a.as_raw_fd()).unwrap();
+        // SAFETY: ignoring SIGPIPE for the process, as Python does.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+        drop(b);
+        let err = send_with(a.as_raw_fd(), b"x", 0).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+    }
+
+    #[test]
+    fn more_buffers_than_the_iovec_limit_are_sent_up_to_it() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let bufs = vec![IoSlice::new(b"x"); iov_max() + 10];
+        assert_eq!(send_vectored(a.as_raw_fd(), &bufs).unwrap(), iov_max());
+        let mut fds = [0; 2];
+        // SAFETY: fds is a valid array of two ints for pipe(2) to fill.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        assert_eq!(write_vectored(fds[1], &bufs).unwrap(), iov_max());
+        // SAFETY: both ends are ours to close, once.
+        unsafe { (libc::close(fds[0]), libc::close(fds[1])) };
+        drop(b);
     }
 
     #[test]

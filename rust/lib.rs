@@ -18,6 +18,7 @@ mod fd_table;
 mod inbox;
 mod iteration;
 mod native_loop;
+mod platform;
 mod poller;
 mod reactor;
 mod sock_addr;
@@ -43,9 +44,9 @@ pub use write_queue::WriteQueue;
 /// Non-blocking socket I/O on raw fds (what transports call).
 pub mod io {
     pub use crate::fd_io::{
-        read, recv_from, send, send_to, send_vectored, sendfile, shutdown_write, write,
-        write_vectored,
+        read, recv_from, send, send_to, send_vectored, shutdown_write, write, write_vectored,
     };
+    pub use crate::platform::no_sigpipe;
 }
 
 #[cfg(feature = "python")]

@@ -308,16 +308,21 @@ def test_a_fifo_carries_data_between_a_write_and_a_read_pipe(loop: asyncio.Abstr
     assert run(loop, main()) == b"named pipe"
 
 
+@pytest.mark.parametrize("no_pidfd", ["macos", "old-linux"])
 @pytest.mark.parametrize("loop", ["mioloop"], indirect=True)
 def test_without_pidfd_a_thread_notices_the_childs_exit(
-    loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch
+    loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch, no_pidfd: str
 ) -> None:
-    """Kernels before 5.3 have no pidfd: mioloop's fallback waits in a thread."""
+    """macOS has no os.pidfd_open, and Linux before 5.3 refuses it: mioloop's
+    fallback waits in a thread."""
 
-    def no_pidfd(pid: int, flags: int = 0) -> int:
+    def refused(pid: int, flags: int = 0) -> int:
         raise OSError(errno.ENOSYS, "Function not implemented")
 
-    monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+    if no_pidfd == "macos":
+        monkeypatch.delattr(os, "pidfd_open", raising=False)
+    else:
+        monkeypatch.setattr(os, "pidfd_open", refused)
 
     async def main() -> tuple[int, int]:
         proc = await asyncio.create_subprocess_shell("exit 5")

@@ -7,6 +7,7 @@ import asyncio
 import os
 import socket
 import struct
+import subprocess
 import sys
 import tempfile
 from typing import Any
@@ -25,9 +26,8 @@ class Recorder(asyncio.Protocol):
         self.events: list[Any] = []
         self.data = bytearray()
         self.transport: asyncio.Transport | None = None
-        self.lost: asyncio.Future[BaseException | None] = (
-            asyncio.get_event_loop_policy().get_event_loop().create_future()
-        )
+        # The loop the fixture set (get_event_loop() makes none with one set).
+        self.lost: asyncio.Future[BaseException | None] = asyncio.get_event_loop().create_future()
         self.eof_result: bool | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -179,6 +179,35 @@ def test_peer_gone_mid_write_ends_the_connection_once(loop: asyncio.AbstractEven
     events, exc = run(loop, main())
     assert events.count("lost") == 1
     assert isinstance(exc, (ConnectionResetError, BrokenPipeError))
+
+
+def test_a_peer_gone_is_an_error_not_a_signal_even_with_sigpipe_restored() -> None:
+    # Python ignores SIGPIPE; a program may restore it (a command-line tool in a
+    # pipeline). The transports still get EPIPE: MSG_NOSIGNAL per call on Linux,
+    # SO_NOSIGPIPE per socket on macOS. (asyncio's own loop dies of the signal.)
+    code = """
+import asyncio, signal, socket
+import mioloop
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+
+async def main():
+    a, b = socket.socketpair()
+    lost = asyncio.get_running_loop().create_future()
+    class Proto(asyncio.Protocol):
+        def connection_lost(self, exc):
+            lost.set_result(exc)
+    transport, _ = await asyncio.get_running_loop().connect_accepted_socket(Proto, a)
+    b.close()
+    while not lost.done():
+        transport.write(b"x" * 65536)
+        await asyncio.sleep(0.001)
+    print(type(await lost).__name__)
+
+mioloop.run(main())
+"""
+    result = subprocess.run([sys.executable, "-X", "dev", "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, (result.returncode, result.stderr)
+    assert result.stdout.strip() in {"BrokenPipeError", "ConnectionResetError"}
 
 
 def test_write_after_close_is_ignored_and_abort_drops_the_buffer(loop: asyncio.AbstractEventLoop) -> None:
@@ -430,29 +459,34 @@ def test_streams_echo_a_large_payload(loop: asyncio.AbstractEventLoop) -> None:
     assert run(loop, main(), timeout=30)
 
 
-def test_unix_server_and_connection_by_path_and_abstract_name(loop: asyncio.AbstractEventLoop) -> None:
-    async def roundtrip(address: str) -> bytes:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            writer.write((await reader.readline()).upper())
-            await writer.drain()
-            writer.close()
-
-        server = await asyncio.start_unix_server(handle, address)
-        reader, writer = await asyncio.open_unix_connection(address)
-        writer.write(b"unix\n")
-        reply = await reader.readline()
+async def unix_roundtrip(address: str) -> bytes:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write((await reader.readline()).upper())
+        await writer.drain()
         writer.close()
-        await writer.wait_closed()
-        server.close()
-        await server.wait_closed()
-        return reply
 
+    server = await asyncio.start_unix_server(handle, address)
+    reader, writer = await asyncio.open_unix_connection(address)
+    writer.write(b"unix\n")
+    reply = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    server.close()
+    await server.wait_closed()
+    return reply
+
+
+def test_unix_server_and_connection_by_path(loop: asyncio.AbstractEventLoop) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "sock")
-        assert run(loop, roundtrip(path)) == b"UNIX\n"
+        assert run(loop, unix_roundtrip(path)) == b"UNIX\n"
         # A stale socket file left at the path is replaced.
-        assert run(loop, roundtrip(path)) == b"UNIX\n"
-    assert run(loop, roundtrip(f"\0mioloop-test-{os.getpid()}-{id(loop)}")) == b"UNIX\n"
+        assert run(loop, unix_roundtrip(path)) == b"UNIX\n"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="abstract socket names are Linux's")
+def test_unix_server_and_connection_by_abstract_name(loop: asyncio.AbstractEventLoop) -> None:
+    assert run(loop, unix_roundtrip(f"\0mioloop-test-{os.getpid()}-{id(loop)}")) == b"UNIX\n"
 
 
 def test_unix_server_on_a_socket_and_sock_connection(loop: asyncio.AbstractEventLoop) -> None:

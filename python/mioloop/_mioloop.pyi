@@ -96,14 +96,13 @@ class StreamTransport:
     def _start_reading(self) -> None: ...
     def _call_connection_lost(self, exc: BaseException | None) -> None: ...
     _sendfile_compatible: ClassVar[Any]
-    def _sendfile_begin(self) -> None:
-        """Starts a native sendfile: ``write()`` raises until ``_sendfile_end()``."""
+    def _sendfile_begin(self) -> int:
+        """Starts a native sendfile: ``write()`` raises until ``_sendfile_end()``.
+        Returns the fd to send on."""
     def _sendfile_end(self) -> None:
         """Ends a native sendfile."""
     def _wait_writable(self) -> Any:
         """A future resolved once the buffered data is sent and the socket writable."""
-    def _sendfile_chunk(self, file_fd: int, offset: int, count: int) -> int:
-        """Sends up to ``count`` bytes of the file from ``offset`` with ``sendfile(2)``."""
     def _force_close(self, exc: BaseException) -> None:
         """Ends the connection after a failed sendfile."""
     _start_tls_compatible: ClassVar[bool]

@@ -123,11 +123,11 @@ class SendfileMethods:
         fileno, end = regular_file_range(file, offset, count)
         resume_reading = transport.is_reading()
         transport.pause_reading()
-        transport._sendfile_begin()
+        sock_fd = transport._sendfile_begin()
         try:
             await transport._wait_writable()
             return await send_file_range(
-                lambda position, size: transport._sendfile_chunk(fileno, position, size),
+                lambda position, size: os.sendfile(sock_fd, fileno, position, size),
                 transport._wait_writable,
                 file,
                 offset,

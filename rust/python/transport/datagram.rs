@@ -230,6 +230,7 @@ impl LoopCore {
         let this = slf.get();
         this.check_process()?;
         let fd = super::super::args::fileno(sock)?;
+        crate::io::no_sigpipe(fd).map_err(errors::os_error)?;
         let family: i32 = sock.getattr(intern!(py, "family"))?.extract()?;
         let connected = match extra.get_item(intern!(py, "peername"))? {
             Some(peer) => peer.is_truthy()?,

@@ -272,6 +272,9 @@ impl StreamTransport {
         let this = slf.get();
         this.check_process()?;
         let fd = super::super::args::fileno(sock)?;
+        if matches!(kind, Kind::Socket) {
+            crate::io::no_sigpipe(fd).map_err(errors::os_error)?;
+        }
         let transport = Py::new(
             py,
             StreamTransport {

@@ -1,5 +1,6 @@
 //! What `loop.sendfile` needs of a stream transport: the file goes from the page
-//! cache to the socket in the kernel (`sendfile(2)`), after the buffered data, with
+//! cache to the socket in the kernel (`sendfile(2)`, through Python's `os.sendfile`,
+//! which speaks Linux's and the BSDs' dialects), after the buffered data, with
 //! `write()` refused meanwhile so the two cannot interleave.
 
 use pyo3::exceptions::{PyConnectionError, PyRuntimeError};
@@ -39,14 +40,15 @@ impl StreamTransport {
             .unbind())
     }
 
-    /// Starts a native sendfile: `write()` raises until `_sendfile_end()`.
-    fn _sendfile_begin(&self) -> PyResult<()> {
+    /// Starts a native sendfile: `write()` raises until `_sendfile_end()`. Returns
+    /// the fd to send on.
+    fn _sendfile_begin(&self) -> PyResult<i32> {
         let mut st = self.lock();
         if st.closing {
             return Err(PyRuntimeError::new_err("Transport is closing"));
         }
         st.sendfile_active = true;
-        Ok(())
+        Ok(self.fd)
     }
 
     /// Ends a native sendfile.
@@ -75,14 +77,6 @@ impl StreamTransport {
         };
         drop(old);
         Ok(waiter)
-    }
-
-    /// Sends up to `count` bytes of the file `file_fd` from `offset` with
-    /// `sendfile(2)`; returns how many were sent (0 at the end of the file).
-    /// `BlockingIOError` when the socket is full.
-    fn _sendfile_chunk(&self, file_fd: i32, offset: u64, count: usize) -> PyResult<usize> {
-        crate::io::sendfile(self.fd, file_fd, offset, count)
-            .map_err(crate::python::errors::os_error)
     }
 
     /// Ends the connection after a failed sendfile: `connection_lost(exc)` follows.
