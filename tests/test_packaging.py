@@ -33,3 +33,16 @@ def test_importing_mioloop_leaves_importlib_metadata_and_tornado_unloaded() -> N
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.split("\n")[:2] == ["[]", "True"]
+
+
+def test_the_release_builds_and_classifiers_name_the_same_pythons_and_platforms() -> None:
+    root = Path(__file__).resolve().parents[1]
+    pyproject = (root / "pyproject.toml").read_text()
+    workflow = (root / ".github" / "workflows" / "release.yml").read_text()
+    classified = re.findall(r'"Programming Language :: Python :: (3\.\d+)"', pyproject)
+    assert classified == [f"3.{minor}" for minor in range(10, 16)]
+    assert 'requires-python = ">=3.10"' in pyproject
+    built = re.findall(r"--interpreter ([\d. ]+)$", workflow, re.MULTILINE)
+    assert built and all(line.split() == classified for line in built), built
+    for platform in ('manylinux: "2014"', "manylinux: musllinux_1_2", "x86_64", "aarch64", "macos-15", "sdist"):
+        assert platform in workflow, platform

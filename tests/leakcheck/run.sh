@@ -13,6 +13,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 lsan=$(gcc -print-file-name=liblsan.so)
 lsan=$(readlink -f "$lsan")
+if [[ ! -f $lsan ]]; then
+    echo "LeakSanitizer's runtime (liblsan.so) is not installed: the leak check cannot run" >&2
+    exit 1
+fi
 export LSAN_OPTIONS="detect_leaks=1:print_suppressions=0:suppressions=$PWD/tests/leakcheck/lsan.supp"
 export PYTHONMALLOC=malloc
+# A runtime the loader ignores would let the run pass unchecked: prove it is loaded.
+LD_PRELOAD="$lsan" python -c 'import sys; sys.exit("liblsan" not in open("/proc/self/maps").read())' || {
+    echo "liblsan.so did not load into Python: the leak check cannot run" >&2
+    exit 1
+}
 LD_PRELOAD="$lsan" python -m pytest -q -p no:cacheprovider tests --ignore=tests/test_benches.py "$@"
