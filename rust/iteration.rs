@@ -30,13 +30,17 @@ use crate::token::{TOKEN_SIGNAL, TOKEN_WAKER};
 /// The longest a poll blocks when no timer is due sooner (Tornado's cap).
 pub const MAX_POLL_TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// While callbacks are ready, the zero-timeout poll that checks for I/O is made at
-/// most this often: I/O still runs within this long during a storm of callbacks,
-/// and a chain of callbacks does not pay a syscall per link.
+/// While callbacks are ready and no fd is registered — the poll would only hear
+/// the waker (whose inbox is taken every iteration anyway) and the signal fd —
+/// the zero-timeout poll is made at most this often, so a chain of callbacks does
+/// not pay a syscall per link. With an fd registered, every iteration polls, as
+/// asyncio's does: a socket that became ready is served on the next iteration
+/// however long the callbacks take (a peer written to, then two
+/// `await asyncio.sleep(0)`, has its data).
 pub const BUSY_POLL_INTERVAL: Nanos = 20_000;
 
-/// While callbacks keep the loop busy and no timer is pending, the clock is read
-/// once per this many items run: only the poll pacing needs it then.
+/// While callbacks keep a loop with no fd busy and no timer is pending, the clock
+/// is read once per this many items run: only the poll pacing needs it then.
 const ITEMS_PER_CLOCK_READ: u32 = 16;
 
 /// A handler whose fd is still ready is called again within this many polls even
@@ -50,10 +54,13 @@ pub struct PollPacer {
 }
 
 impl PollPacer {
-    /// Whether to poll with `timeout` at `now`: always when the poll may block, and
-    /// at most every [`BUSY_POLL_INTERVAL`] when it would not.
-    pub fn should_poll(&mut self, timeout: Duration, now: Nanos) -> bool {
-        if !timeout.is_zero() || now.saturating_sub(self.last_poll) >= BUSY_POLL_INTERVAL {
+    /// Whether to poll with `timeout` at `now`: always when the poll may block or
+    /// an fd is registered, and at most every [`BUSY_POLL_INTERVAL`] otherwise.
+    pub fn should_poll(&mut self, timeout: Duration, now: Nanos, fds_registered: bool) -> bool {
+        if fds_registered
+            || !timeout.is_zero()
+            || now.saturating_sub(self.last_poll) >= BUSY_POLL_INTERVAL
+        {
             self.last_poll = now;
             return true;
         }
@@ -114,11 +121,12 @@ impl<T, C, H, F: FnMut(T) -> C> Extend<T> for Converting<'_, C, H, F> {
 }
 
 impl<C, H> Reactor<C, H> {
-    /// Step 1: takes the inbox and decides how to poll, re-arming the registrations
+    /// Step 1: takes the inbox and decides how to poll (every iteration once an fd
+    /// is registered; see [`BUSY_POLL_INTERVAL`]), re-arming the registrations
     /// whose debt is old enough that waiting longer could starve them. Handlers of
     /// fds closed meanwhile are pushed on `dropped`. `clock` is read unless the loop
-    /// is busy with callbacks, no timer is pending and few items ran since the last
-    /// reading.
+    /// is busy with callbacks, has no fd and no timer, and few items ran since the
+    /// last reading.
     pub fn begin<T>(
         &mut self,
         inbox: &Inbox<T>,
@@ -127,7 +135,9 @@ impl<C, H> Reactor<C, H> {
         dropped: &mut Vec<H>,
     ) -> PollPlan {
         inbox.drain_into(&mut Converting(self, into));
+        let fds_registered = !self.fds.is_empty();
         if !self.ready.is_empty()
+            && !fds_registered
             && self.timers.is_empty()
             && self.popped_since_clock < ITEMS_PER_CLOCK_READ
         {
@@ -135,7 +145,7 @@ impl<C, H> Reactor<C, H> {
         }
         let now = self.read_clock(clock);
         let timeout = self.poll_timeout(now);
-        if !self.pacer.should_poll(timeout, now) {
+        if !self.pacer.should_poll(timeout, now, fds_registered) {
             return PollPlan::Skip;
         }
         self.polls += 1;

@@ -242,3 +242,38 @@ fn undrained_fd_is_called_again_while_callbacks_keep_the_loop_busy() {
     ev.call_soon(move |ev| spin(ev, r));
     run_until(&mut ev, || reads.get() == 30);
 }
+
+#[test]
+fn a_watched_fd_made_ready_is_served_on_the_next_iteration_however_busy_the_loop() {
+    // asyncio polls every iteration: a peer written to, then two
+    // `await asyncio.sleep(0)`, has its data. Pacing the poll in time would let it
+    // wait behind however many fast iterations fit in the interval.
+    let mut ev = NativeLoop::new().unwrap();
+    let (a, b) = pair();
+    let served = Rc::new(Cell::new(false));
+    let s = served.clone();
+    let reader = RefCell::new(a.try_clone().unwrap());
+    ev.add_handler(a.as_raw_fd(), IoEvents::READ, move |_, _, _| {
+        let _ = reader.borrow_mut().read(&mut [0u8; 8]);
+        s.set(true);
+    })
+    .unwrap();
+    fn spin(ev: &mut NativeLoop) {
+        ev.call_soon(spin);
+    }
+    ev.call_soon(spin);
+    for _ in 0..1000 {
+        ev.run_once().unwrap();
+    }
+    let writer = RefCell::new(b);
+    ev.call_soon(move |_| {
+        writer.borrow_mut().write_all(b"x").unwrap();
+    });
+    ev.run_once().unwrap(); // the write
+    assert!(!served.get());
+    ev.run_once().unwrap(); // polled: the handler runs after the callbacks queued
+    assert!(
+        served.get(),
+        "a readable fd waited beyond the next iteration"
+    );
+}
