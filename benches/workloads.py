@@ -232,6 +232,48 @@ def fd_pingpong(face: Face, n: int) -> float:
     return n / elapsed
 
 
+def _asyncio_loop(face: Face) -> Any:
+    """The asyncio loop tasks run on (Tornado's IOLoop wraps one)."""
+    return getattr(face.loop, "asyncio_loop", face.loop)
+
+
+def task_steps(face: Face, n: int) -> float:
+    """A task awaiting ``asyncio.sleep(0)`` ``n`` times (a Task step each); returns
+    steps/s."""
+
+    async def main() -> None:
+        for _ in range(n):
+            await asyncio.sleep(0)
+        face.stop()
+
+    task = _asyncio_loop(face).create_task(main())
+    start = time.perf_counter()
+    face.run()
+    elapsed = time.perf_counter() - start
+    task.result()
+    return n / elapsed
+
+
+def future_wakeups(face: Face, n: int) -> float:
+    """A task awaiting ``n`` futures, each resolved by a callback (``call_soon``
+    of ``set_result``, then the Task's wake-up); returns wake-ups/s."""
+    loop = _asyncio_loop(face)
+
+    async def main() -> None:
+        for _ in range(n):
+            future = loop.create_future()
+            loop.call_soon(future.set_result, None)
+            await future
+        face.stop()
+
+    task = loop.create_task(main())
+    start = time.perf_counter()
+    face.run()
+    elapsed = time.perf_counter() - start
+    task.result()
+    return n / elapsed
+
+
 WORKLOADS: dict[str, tuple[Callable[[Face, int], float], int, str]] = {
     "callbacks_chain": (callbacks_chain, 1_000_000, "callbacks/s"),
     "callbacks_burst": (callbacks_burst, 1_000_000, "callbacks/s"),
@@ -239,6 +281,8 @@ WORKLOADS: dict[str, tuple[Callable[[Face, int], float], int, str]] = {
     "timers_cancelled": (timers_cancelled, 200_000, "timers/s"),
     "wakeups": (wakeups, 200_000, "callbacks/s"),
     "fd_pingpong": (fd_pingpong, 200_000, "round trips/s"),
+    "task_steps": (task_steps, 200_000, "steps/s"),
+    "future_wakeups": (future_wakeups, 200_000, "wake-ups/s"),
 }
 
 
