@@ -11,6 +11,7 @@ closes is reaped by a thread, so none is left a zombie.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import subprocess
@@ -200,9 +201,13 @@ class SubprocessMethods:
             pidfd = os.pidfd_open(pid)
         except (AttributeError, OSError):
             # No pidfd (Linux < 5.3): a thread waits for the child.
+            # The exit is reported in the context the child was started in, as
+            # the pidfd's reader would be (it copies the context it is added in).
+            context = contextvars.copy_context()
+
             def exited(returncode: int) -> None:
                 if not self.is_closed():
-                    self.call_soon_threadsafe(transport._process_exited, returncode)
+                    self.call_soon_threadsafe(transport._process_exited, returncode, context=context)
 
             _reap_in_thread(pid, exited)
             return

@@ -145,6 +145,9 @@ pub(crate) struct DatagramTransport {
     pub(super) connected: bool,
     /// The `remote_addr` it was made with: `sendto` refuses any other.
     pub(super) address: Option<Py<PyAny>>,
+    /// A copy of the context current when the transport was made: the protocol's
+    /// callbacks that I/O triggers run in it.
+    pub(super) context: Py<PyAny>,
     pub(super) state: Mutex<State>,
 }
 
@@ -247,6 +250,7 @@ impl LoopCore {
                 extra: extra.clone().unbind(),
                 connected,
                 address: address.filter(|a| !a.is_none()).map(|a| a.clone().unbind()),
+                context: crate::python::context::capture(py)?,
                 state: Mutex::new(State {
                     protocol: Some(protocol.clone().unbind()),
                     queue: VecDeque::new(),

@@ -254,6 +254,7 @@ impl DatagramTransport {
         visit.call(&self.event_loop)?;
         visit.call(&self.sock)?;
         visit.call(&self.extra)?;
+        visit.call(&self.context)?;
         visit.call(&self.address)?;
         if let Ok(st) = self.state.try_lock() {
             visit.call(&st.protocol)?;

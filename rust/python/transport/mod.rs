@@ -20,6 +20,7 @@ use pyo3::{PyTraverseError, PyVisit};
 pub(crate) use datagram::DatagramTransport;
 pub(crate) use stream::StreamTransport;
 
+use crate::python::context::run_in;
 use crate::IoEvents;
 
 /// The transport that owns an fd.
@@ -36,11 +37,17 @@ impl TransportRef {
         }
     }
 
-    /// Runs readiness `events` of the transport's fd (`token`).
+    /// Runs readiness `events` of the transport's fd (`token`), in the context the
+    /// transport was made in: what the protocol's callbacks see, and what the
+    /// callbacks they schedule (`connection_lost`...) copy, as in asyncio.
     pub(crate) fn on_ready(&self, py: Python<'_>, token: Token, events: IoEvents) -> PyResult<()> {
         match self {
-            Self::Stream(t) => StreamTransport::on_ready(t.bind(py), token, events),
-            Self::Datagram(t) => DatagramTransport::on_ready(t.bind(py), token, events),
+            Self::Stream(t) => run_in(py, &t.get().context, || {
+                StreamTransport::on_ready(t.bind(py), token, events)
+            }),
+            Self::Datagram(t) => run_in(py, &t.get().context, || {
+                DatagramTransport::on_ready(t.bind(py), token, events)
+            }),
         }
     }
 

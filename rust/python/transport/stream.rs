@@ -120,6 +120,10 @@ pub(crate) struct StreamTransport {
     pub(super) kind: Kind,
     pub(super) sock: Py<PyAny>,
     pub(super) extra: Py<PyDict>,
+    /// A copy of the context current when the transport was made: the protocol's
+    /// callbacks that I/O triggers run in it (asyncio's reader and writer handles
+    /// hold such a copy).
+    pub(super) context: Py<PyAny>,
     pub(super) state: Mutex<State>,
 }
 
@@ -284,6 +288,7 @@ impl StreamTransport {
                 sock: sock.clone().unbind(),
                 extra: extra.clone().unbind(),
                 kind,
+                context: crate::python::context::capture(py)?,
                 state: Mutex::new(State {
                     protocol: Some(protocol.clone().unbind()),
                     buffered: is_buffered(protocol)?,

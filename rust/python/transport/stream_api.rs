@@ -296,6 +296,7 @@ impl StreamTransport {
         visit.call(&self.event_loop)?;
         visit.call(&self.sock)?;
         visit.call(&self.extra)?;
+        visit.call(&self.context)?;
         if let Ok(st) = self.state.try_lock() {
             visit.call(&st.protocol)?;
             visit.call(&st.server)?;
