@@ -114,3 +114,32 @@ def _bound_socket() -> tuple[socket.socket, int]:
     sock = socket.create_server(("127.0.0.1", 0))
     sock.setblocking(False)
     return sock, sock.getsockname()[1]
+
+
+def test_removing_a_closed_sockets_watcher_finds_it_by_the_socket(loop: asyncio.AbstractEventLoop) -> None:
+    # anyio closes a socket while a receive waits on it, then removes the reader;
+    # asyncio's selector finds the registration by the object. Once none is left,
+    # the closed socket's fd (-1) is invalid.
+    a, b = socket.socketpair()
+    c, d = socket.socketpair()
+    try:
+        loop.add_reader(a, lambda: None)
+        loop.add_writer(c, lambda: None)
+        a.close()
+        c.close()
+        assert loop.remove_reader(a) is True
+        assert loop.remove_writer(c) is True
+        for closed in (a, c):
+            with pytest.raises(ValueError, match="Invalid file descriptor: -1"):
+                loop.remove_reader(closed)
+            with pytest.raises(ValueError, match="Invalid file descriptor: -1"):
+                loop.remove_writer(closed)
+        run_briefly(loop, 0.01)
+    finally:
+        for sock in (a, b, c, d):
+            sock.close()
+
+
+def test_removing_the_watcher_of_an_object_without_a_file_raises(loop: asyncio.AbstractEventLoop) -> None:
+    with pytest.raises(ValueError, match="Invalid file object"):
+        loop.remove_reader(object())

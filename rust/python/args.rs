@@ -47,6 +47,16 @@ pub(crate) fn fileno(fd: &Bound<'_, PyAny>) -> PyResult<RawFd> {
     }
 }
 
+/// Whether `fd` is an object whose `fileno()` says it was closed (-1, as a closed
+/// socket's does).
+pub(crate) fn is_closed_fileobj(fd: &Bound<'_, PyAny>) -> bool {
+    !fd.is_instance_of::<PyInt>()
+        && fd
+            .call_method0(intern!(fd.py(), "fileno"))
+            .and_then(|n| n.extract::<i64>())
+            .is_ok_and(|n| n == -1)
+}
+
 /// Tornado's `add_timeout` deadline: a number on the loop's clock, or a
 /// `datetime.timedelta` from now.
 pub(crate) fn tornado_deadline(deadline: &Bound<'_, PyAny>) -> PyResult<Nanos> {

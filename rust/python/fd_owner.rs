@@ -27,6 +27,10 @@ pub(crate) struct TornadoHandler {
 pub(crate) struct Watchers {
     pub(crate) reader: Option<Arc<PyCallback>>,
     pub(crate) writer: Option<Arc<PyCallback>>,
+    /// The object with `fileno()` the fd was first watched through, if not an int:
+    /// once it is closed (`fileno()` is -1), `remove_reader(obj)` finds the entry
+    /// by it, as asyncio's selector does.
+    pub(crate) fileobj: Option<Py<PyAny>>,
 }
 
 impl Watchers {
@@ -111,7 +115,7 @@ impl FdOwner {
                 for cb in w.reader.iter().chain(w.writer.iter()) {
                     cb.traverse(visit)?;
                 }
-                Ok(())
+                visit.call(&w.fileobj)
             }
             FdOwner::Transport(t) => t.traverse(visit),
         }

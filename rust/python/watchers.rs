@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyInt, PyTuple};
 
 use super::args;
 use super::callback::PyCallback;
@@ -42,12 +42,16 @@ fn set_watcher(
     fd: RawFd,
     side: Side,
     callback: Arc<PyCallback>,
+    fileobj: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Released> {
     let mut replaced: Released = (None, Vec::new());
     if let Some(entry) = reactor.fds.get_mut(fd) {
         let interest = match &mut entry.handler {
             FdOwner::Watchers(w) => {
                 replaced.0 = slot(w, side).replace(callback.clone());
+                if w.fileobj.is_none() {
+                    w.fileobj = fileobj.map(|o| o.clone().unbind());
+                }
                 w.interest()
             }
             FdOwner::Handler(_) => {
@@ -72,7 +76,10 @@ fn set_watcher(
             Err(e) => return Err(errors::fd_error(e)),
         }
     }
-    let mut watchers = Watchers::default();
+    let mut watchers = Watchers {
+        fileobj: fileobj.map(|o| o.clone().unbind()),
+        ..Watchers::default()
+    };
     *slot(&mut watchers, side) = Some(callback);
     let interest = watchers.interest();
     let old = reactor
@@ -97,7 +104,8 @@ impl LoopCore {
         self.check_process()?;
         let raw = args::fileno(fd)?;
         let callback = Arc::new(PyCallback::asyncio(callback, args, None, method)?);
-        let replaced = set_watcher(&mut self.lock(), raw, side, callback);
+        let fileobj = (!fd.is_instance_of::<PyInt>()).then_some(fd);
+        let replaced = set_watcher(&mut self.lock(), raw, side, callback, fileobj);
         drop(replaced?);
         Ok(())
     }
@@ -107,8 +115,22 @@ impl LoopCore {
             return Ok(false);
         }
         self.check_process()?;
-        let raw = args::fileno(fd)?;
+        // Python runs here (fileno()), before the lock is taken.
+        let number = match args::fileno(fd) {
+            Ok(raw) => Ok(raw),
+            Err(e) if args::is_closed_fileobj(fd) => Err(e),
+            Err(e) => return Err(e),
+        };
         let mut reactor = self.lock();
+        let raw = match number {
+            Ok(raw) => raw,
+            // A closed socket: the entry it was watched through, as asyncio's
+            // selector finds it; its ValueError if there is none.
+            Err(invalid) => {
+                let watched_through = |owner: &FdOwner| matches!(owner, FdOwner::Watchers(Watchers { fileobj: Some(o), .. }) if o.is(fd));
+                reactor.fds.find(watched_through).ok_or(invalid)?
+            }
+        };
         let Some(entry) = reactor.fds.get_mut(raw) else {
             return Ok(false);
         };
