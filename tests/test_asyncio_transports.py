@@ -4,12 +4,14 @@ mioloop and on asyncio's own loop with the same expectations (RELIABILITY.md 31-
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
 import struct
 import subprocess
 import sys
 import tempfile
+import types
 from typing import Any
 
 import pytest
@@ -759,3 +761,43 @@ def test_transports_are_instances_of_asyncios_transport_classes(loop: asyncio.Ab
     assert found["write"][2:] == (True, False)
     if isinstance(loop, mioloop.EventLoop):
         assert found["datagram"][3] and not found["write"][0]
+
+
+def test_a_refused_connection_leaves_no_cycle_holding_its_exception(loop: asyncio.AbstractEventLoop) -> None:
+    # anyio's test_happy_eyeballs_refcycles, as anyio's connect_tcp runs it: an
+    # attempt in a task of its own keeps the error; once it is handled, nothing but
+    # its exception chain may hold it (no cycle through a traceback's frames). With
+    # happy_eyeballs_delay, asyncio's own staggered_race (which both loops use)
+    # still keeps its errors in a cycle, up to 3.15 at least.
+    async def main() -> list[Any]:
+        listener = socket.create_server(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        listener.close()
+        errors: list[OSError] = []
+        finished = asyncio.Event()
+
+        async def attempt() -> None:
+            try:
+                await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+            except OSError as e:
+                errors.append(e)
+            finally:
+                finished.set()
+
+        task = loop.create_task(attempt())
+        await finished.wait()
+        await task
+        exc = None
+        try:
+            try:
+                raise OSError("All connection attempts failed") from errors[0]
+            finally:
+                errors.clear()
+        except OSError as e:
+            exc = e.__cause__
+        assert isinstance(exc, ConnectionRefusedError)
+        # What holds `exc` here (this frame; on 3.14+, this coroutine) is not a cycle.
+        here = getattr(sys._getframe(), "f_generator", None)
+        return [r for r in gc.get_referrers(exc) if r is not here and not isinstance(r, types.FrameType)]
+
+    assert run(loop, main()) == []

@@ -174,6 +174,7 @@ class NetworkMethods:
         if interleave:
             infos = _interleave(infos, interleave)
         errors: list[OSError] = []
+        attempts = None
         try:
             if happy_eyeballs_delay is None:
                 connected = None
@@ -189,7 +190,8 @@ class NetworkMethods:
             if connected is None:
                 raise _connect_error(errors, all_errors)
         finally:
-            errors = []  # no cycle through the traceback
+            # No cycle through the traceback, which holds this frame.
+            errors = attempts = None  # type: ignore[assignment]
         return await self._connected_transport(connected, protocol_factory, tls)
 
     async def _connect_one(self, errors: list[OSError], info: Any, local_infos: list[Any] | None) -> socket.socket:
@@ -211,6 +213,10 @@ class NetworkMethods:
             if sock is not None:
                 sock.close()
             raise
+        finally:
+            # The error's traceback holds this frame: it must not hold the list
+            # that holds the error.
+            errors = None  # type: ignore[assignment]
 
     @staticmethod
     def _bind_local(sock: socket.socket, family: int, local_infos: list[Any]) -> None:

@@ -52,23 +52,29 @@ class SocketMethods:
         fut: asyncio.Future[_T] = self.create_future()
         fd = sock.fileno()
 
-        def on_ready() -> None:
-            if fut.done():
-                return
+        # The future comes as an argument, dropped before returning: an error's
+        # traceback holds this frame, and through it the future would hold the
+        # error in a cycle (CPython gh-124859).
+        def on_ready(fut: asyncio.Future[_T] | None) -> None:
             try:
-                result = attempt()
-            except (BlockingIOError, InterruptedError):
-                return
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                fut.set_exception(exc)
-            else:
-                fut.set_result(result)
+                if fut is None or fut.done():
+                    return
+                try:
+                    result = attempt()
+                except (BlockingIOError, InterruptedError):
+                    return
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    fut.set_exception(exc)
+                else:
+                    fut.set_result(result)
+            finally:
+                fut = None
 
         watch, unwatch = (self.add_writer, self.remove_writer) if writable else (self.add_reader, self.remove_reader)
         key = (fd, writable)
-        watch(fd, on_ready)
+        watch(fd, on_ready, fut)
         self._sock_waiting[key] = on_ready
 
         def done(_: object) -> None:
