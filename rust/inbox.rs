@@ -44,7 +44,9 @@ pub struct Inbox<T> {
     /// `None` once closed: pushes are refused.
     queue: Mutex<Option<VecDeque<T>>>,
     wake_pending: AtomicBool,
-    waker: Waker,
+    /// `None` once closed: its fd goes with the inbox's loop, not with the last
+    /// thread holding the inbox. Locked only to wake, once per iteration at most.
+    waker: Mutex<Option<Waker>>,
 }
 
 impl<T> Inbox<T> {
@@ -53,7 +55,7 @@ impl<T> Inbox<T> {
         Ok(Inbox {
             queue: Mutex::new(Some(VecDeque::new())),
             wake_pending: AtomicBool::new(false),
-            waker: Waker::new(registry, TOKEN_WAKER)?,
+            waker: Mutex::new(Some(Waker::new(registry, TOKEN_WAKER)?)),
         })
     }
 
@@ -88,8 +90,11 @@ impl<T> Inbox<T> {
             return;
         }
         if !self.wake_pending.swap(true, Ordering::SeqCst) {
-            // A failed wake (the eventfd counter is full) still leaves it readable.
-            let _ = self.waker.wake();
+            let waker = self.waker.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(waker) = waker.as_ref() {
+                // A failed wake (the eventfd counter is full) still leaves it readable.
+                let _ = waker.wake();
+            }
         }
     }
 
@@ -128,9 +133,16 @@ impl<T> Inbox<T> {
         }
     }
 
-    /// Refuses further pushes and returns what was queued.
+    /// Refuses further pushes, closes the waker's fd and returns what was queued.
     pub fn close(&self) -> Vec<T> {
-        self.lock().take().map(Vec::from).unwrap_or_default()
+        let queued = self.lock().take().map(Vec::from).unwrap_or_default();
+        drop(
+            self.waker
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        queued
     }
 
     /// Visits the queued items (for a garbage collector's traversal). Skips the visit
@@ -139,5 +151,22 @@ impl<T> Inbox<T> {
         if let Ok(guard) = self.queue.try_lock() {
             guard.iter().flatten().for_each(&mut f);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_inbox_refuses_pushes_and_wakes_nothing() {
+        let poll = mio::Poll::new().unwrap();
+        let inbox = Inbox::new(poll.registry()).unwrap();
+        inbox.push(1).unwrap();
+        assert_eq!(inbox.close(), [1]);
+        assert!(inbox.waker.lock().unwrap().is_none());
+        assert_eq!(inbox.push(2), Err(2));
+        inbox.wake_pending.store(false, Ordering::SeqCst);
+        inbox.wake(); // no waker left: nothing to write to, no panic
     }
 }

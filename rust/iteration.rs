@@ -150,7 +150,9 @@ impl<C, H> Reactor<C, H> {
         }
         self.polls += 1;
         let before = self.polls.saturating_sub(REARM_AFTER_POLLS);
-        self.fds.rearm_owed(&self.registry, before, dropped);
+        if let Some(registry) = &self.registry {
+            self.fds.rearm_owed(registry, before, dropped);
+        }
         if timeout.is_zero() || !self.fds.owes_rearm() {
             PollPlan::Poll(timeout)
         } else {
@@ -223,7 +225,9 @@ impl<C, H> Reactor<C, H> {
 
     /// Re-arms every registration that owes it (before a blocking poll).
     pub fn rearm_all(&mut self, dropped: &mut Vec<H>) {
-        self.fds.rearm_owed(&self.registry, u64::MAX, dropped);
+        if let Some(registry) = &self.registry {
+            self.fds.rearm_owed(registry, u64::MAX, dropped);
+        }
     }
 
     /// How long the next poll may block: zero if work is queued, else until the

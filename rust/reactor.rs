@@ -38,7 +38,9 @@ pub enum Ready<C> {
 /// The ready queue, the timers and the fds of one loop.
 #[derive(Debug)]
 pub struct Reactor<C, H> {
-    pub(crate) registry: Registry,
+    /// `None` once closed ([`Reactor::close`]): its fd (a duplicate of the poll's)
+    /// goes with the loop.
+    pub(crate) registry: Option<Registry>,
     pub(crate) polls: u64,
     pub(crate) pacer: PollPacer,
     /// The clock at its last reading.
@@ -56,7 +58,7 @@ impl<C, H> Reactor<C, H> {
     /// A reactor registering fds with `registry` (a clone of the poll's).
     pub fn new(registry: Registry) -> Self {
         Reactor {
-            registry,
+            registry: Some(registry),
             polls: 0,
             pacer: PollPacer::default(),
             now: 0,
@@ -80,17 +82,22 @@ impl<C, H> Reactor<C, H> {
         trigger: Trigger,
         handler: H,
     ) -> Result<Option<H>, FdError> {
-        self.fds.add(&self.registry, fd, events, trigger, handler)
+        let registry = self.registry.as_ref().ok_or_else(closed)?;
+        self.fds.add(registry, fd, events, trigger, handler)
     }
 
     /// Changes the events `fd` is watched for.
     pub fn update_fd(&mut self, fd: RawFd, events: IoEvents) -> Result<(), FdError> {
-        self.fds.update(&self.registry, fd, events)
+        let registry = self.registry.as_ref().ok_or_else(closed)?;
+        self.fds.update(registry, fd, events)
     }
 
     /// Stops watching `fd`, returning its handler.
     pub fn remove_fd(&mut self, fd: RawFd) -> Option<H> {
-        self.fds.remove(&self.registry, fd)
+        match &self.registry {
+            Some(registry) => self.fds.remove(registry, fd),
+            None => None,
+        }
     }
 
     /// Queues a callback for the next iteration.
@@ -150,7 +157,10 @@ impl<C, H> Reactor<C, H> {
     /// to drop.
     pub fn drain(&mut self) -> (Vec<C>, Vec<(RawFd, H)>) {
         let callbacks = self.drain_callbacks();
-        let handlers = self.fds.drain(&self.registry);
+        let handlers = match &self.registry {
+            Some(registry) => self.fds.drain(registry),
+            None => self.fds.forget(),
+        };
         (callbacks, handlers)
     }
 
@@ -158,6 +168,19 @@ impl<C, H> Reactor<C, H> {
     pub fn forget(&mut self) -> (Vec<C>, Vec<(RawFd, H)>) {
         let callbacks = self.drain_callbacks();
         (callbacks, self.fds.forget())
+    }
+
+    /// Empties the reactor ([`drain`](Self::drain), or [`forget`](Self::forget)
+    /// with `deregister` false) and closes its registry's fd: no fd can be added
+    /// after (an `FdError::Os`).
+    pub fn close(&mut self, deregister: bool) -> (Vec<C>, Vec<(RawFd, H)>) {
+        let taken = if deregister {
+            self.drain()
+        } else {
+            self.forget()
+        };
+        self.registry = None;
+        taken
     }
 
     fn drain_callbacks(&mut self) -> Vec<C> {
@@ -185,6 +208,10 @@ impl<C, H> Reactor<C, H> {
     }
 }
 
+fn closed() -> FdError {
+    FdError::Os(std::io::Error::other("the loop is closed"))
+}
+
 /// Queues callbacks for the next iteration.
 impl<C, H> Extend<C> for Reactor<C, H> {
     fn extend<I: IntoIterator<Item = C>>(&mut self, callbacks: I) {
@@ -195,6 +222,27 @@ impl<C, H> Extend<C> for Reactor<C, H> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_closed_reactor_gives_back_everything_and_registers_nothing() {
+        use std::os::fd::AsRawFd;
+        let poll = mio::Poll::new().unwrap();
+        let mut reactor: Reactor<u32, &str> = Reactor::new(poll.registry().try_clone().unwrap());
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        reactor
+            .add_fd(a.as_raw_fd(), IoEvents::READ, Trigger::Level, "reader")
+            .unwrap();
+        reactor.push(7);
+        let (callbacks, handlers) = reactor.close(true);
+        assert_eq!(callbacks, [7]);
+        assert_eq!(handlers, [(a.as_raw_fd(), "reader")]);
+        assert!(reactor.registry.is_none());
+        assert!(matches!(
+            reactor.add_fd(a.as_raw_fd(), IoEvents::READ, Trigger::Level, "again"),
+            Err(FdError::Os(_))
+        ));
+        assert_eq!(reactor.remove_fd(a.as_raw_fd()), None);
+    }
 
     #[test]
     fn the_ready_queue_gives_back_a_bursts_room_once_empty() {

@@ -23,7 +23,8 @@ use crate::{monotonic_now, nanos_to_secs, Poller};
 #[pyclass(subclass, frozen, module = "mioloop._mioloop")]
 pub(crate) struct LoopCore {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) poller: Mutex<Poller>,
+    /// `None` once closed: the poll's fd goes at `close()`.
+    poller: Mutex<Option<Poller>>,
     pub(crate) signals: SignalWakeup,
     /// The process that created the loop (the poll is shared after `fork()`).
     pid: u32,
@@ -39,7 +40,7 @@ impl LoopCore {
         Ok(LoopCore {
             shared: Arc::new(Shared::new(poller.registry())?),
             signals: SignalWakeup::new(poller.registry())?,
-            poller: Mutex::new(poller),
+            poller: Mutex::new(Some(poller)),
             pid: std::process::id(),
             debug: AtomicBool::new(false),
         })
@@ -49,7 +50,8 @@ impl LoopCore {
         self.shared.lock()
     }
 
-    pub(crate) fn lock_poller(&self) -> MutexGuard<'_, Poller> {
+    /// The poll, or `None` once the loop is closed.
+    pub(crate) fn lock_poller(&self) -> MutexGuard<'_, Option<Poller>> {
         self.poller.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -86,6 +88,17 @@ impl LoopCore {
         };
         let mut queued = Vec::new();
         self.shared.inbox.drain_all(&mut queued);
+        (callbacks, owners, queued)
+    }
+
+    /// Empties the loop and closes every fd of its own (the poll, its registry's
+    /// duplicate, the waker, the signal socket pair): a closed loop holds none,
+    /// however long the object lives.
+    fn close_all(&self) -> Taken {
+        let (callbacks, owners) = self.lock().close(!self.forked());
+        let queued = self.shared.inbox.close();
+        drop(self.lock_poller().take());
+        self.signals.close();
         (callbacks, owners, queued)
     }
 }
@@ -132,8 +145,7 @@ impl LoopCore {
         if !self.shared.mark_closed() {
             return Ok(PyList::empty(py));
         }
-        let (callbacks, owners, mut queued) = self.take_all(!self.forked());
-        queued.extend(self.shared.inbox.close());
+        let (callbacks, owners, queued) = self.close_all();
         let fileobjs = PyList::new(py, owners.iter().filter_map(|(_, o)| o.fileobj()))?;
         drop((callbacks, owners, queued));
         Ok(fileobjs)

@@ -87,7 +87,8 @@ impl LoopCore {
             drop(reactor);
             // Owners of fds closed meanwhile may run Python code when dropped.
             drop(std::mem::take(&mut dropped));
-            let mut poller = self.lock_poller();
+            let mut guard = self.lock_poller();
+            let poller = guard.as_mut().ok_or_else(super::errors::closed)?;
             interrupted = poller.poll(plan, &mut ReleaseGil(py), || {
                 shared.lock().rearm_all(&mut dropped);
             })?;

@@ -24,14 +24,13 @@ use crate::TOKEN_SIGNAL;
 
 /// The socket pair; the poll watches `rx` on [`TOKEN_SIGNAL`].
 pub(crate) struct SignalWakeup {
-    rx: UnixStream,
-    tx: UnixStream,
     shares: Mutex<Shares>,
 }
 
-/// Who holds Python's wake-up fd pointed at this loop.
-#[derive(Default)]
+/// The sockets, and who holds Python's wake-up fd pointed at this loop.
 struct Shares {
+    /// `(rx, tx)`; `None` once the loop is closed.
+    pair: Option<(UnixStream, UnixStream)>,
     count: u32,
     /// The wake-up fd before the first share, to give back after the last.
     previous: Option<Py<PyAny>>,
@@ -48,21 +47,44 @@ impl SignalWakeup {
             Interest::READABLE,
         )?;
         Ok(SignalWakeup {
-            rx,
-            tx,
-            shares: Mutex::new(Shares::default()),
+            shares: Mutex::new(Shares {
+                pair: Some((rx, tx)),
+                count: 0,
+                previous: None,
+            }),
         })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shares> {
+        self.shares.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Closes the sockets, unless Python's wake-up fd still points at them (a
+    /// share is still held: the loop is running, or has signal handlers).
+    pub(crate) fn close(&self) {
+        let pair = {
+            let mut shares = self.lock();
+            if shares.count > 0 {
+                return;
+            }
+            shares.pair.take()
+        };
+        drop(pair);
     }
 
     /// Takes a share of Python's wake-up fd, pointing it at this socket on the
     /// first. Returns `false` off the main thread, where Python refuses (and no
     /// signal handler runs): no share is taken then.
     pub(crate) fn acquire(&self, py: Python<'_>) -> PyResult<bool> {
-        let mut shares = self.shares.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut shares = self.lock();
         if shares.count == 0 {
+            let Some((_, tx)) = &shares.pair else {
+                return Err(super::errors::closed());
+            };
+            let tx = tx.as_raw_fd();
             let kwargs = PyDict::new(py);
             kwargs.set_item(intern!(py, "warn_on_full_buffer"), false)?;
-            match set_wakeup_fd(py)?.call((self.tx.as_raw_fd(),), Some(&kwargs)) {
+            match set_wakeup_fd(py)?.call((tx,), Some(&kwargs)) {
                 Ok(previous) => shares.previous = Some(previous.unbind()),
                 Err(e) if e.is_instance_of::<PyValueError>(py) => return Ok(false),
                 Err(e) => return Err(e),
@@ -76,7 +98,7 @@ impl SignalWakeup {
     /// before the first.
     pub(crate) fn release(&self, py: Python<'_>) -> PyResult<()> {
         let previous = {
-            let mut shares = self.shares.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut shares = self.lock();
             shares.count = shares.count.saturating_sub(1);
             if shares.count > 0 {
                 return Ok(());
@@ -98,7 +120,11 @@ impl SignalWakeup {
     pub(crate) fn drain(&self) -> Vec<u8> {
         let mut signums = Vec::new();
         let mut buf = [0u8; 64];
-        while let Ok(n @ 1..) = (&self.rx).read(&mut buf) {
+        let shares = self.lock();
+        let Some((rx, _)) = &shares.pair else {
+            return signums;
+        };
+        while let Ok(n @ 1..) = (&*rx).read(&mut buf) {
             signums.extend_from_slice(&buf[..n]);
         }
         signums
