@@ -94,7 +94,10 @@ def test_a_write_pipe_writes_and_write_eof_closes_it(loop: asyncio.AbstractEvent
         assert transport.can_write_eof()
         transport.write(b"one ")
         transport.writelines([b"two ", bytearray(b"three")])
+        with pytest.raises(NotImplementedError):  # it only writes
+            transport.pause_reading()  # type: ignore[attr-defined]
         transport.write_eof()
+        transport.write_eof()  # once more: nothing happens
         assert await rec.lost is None
         with open(r, "rb") as reader:
             return reader.read()

@@ -420,3 +420,40 @@ def test_the_task_factory_makes_every_task(loop: asyncio.AbstractEventLoop) -> N
     assert loop.get_task_factory() is None
     with pytest.raises(TypeError):
         loop.set_task_factory(42)  # type: ignore[arg-type]
+
+
+# Running and stopping
+
+
+def test_stop_before_run_forever_runs_one_iteration(loop: asyncio.AbstractEventLoop) -> None:
+    ran: list[str] = []
+    loop.stop()
+    loop.call_soon(ran.append, "first")
+    loop.run_forever()
+    assert ran == ["first"]
+    # The stop was spent: the next run goes on until its own stop.
+    loop.call_soon(ran.append, "second")
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert ran == ["first", "second"]
+
+
+def test_stop_before_run_until_complete_still_finishes_a_one_step_task(loop: asyncio.AbstractEventLoop) -> None:
+    async def answer() -> int:
+        return 42
+
+    loop.stop()
+    assert loop.run_until_complete(answer()) == 42
+
+
+def test_keyboard_interrupt_out_of_run_until_complete_leaves_no_stale_stop(loop: asyncio.AbstractEventLoop) -> None:
+    async def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_until_complete(interrupted())
+    ran: list[str] = []
+    loop.call_later(0.01, ran.append, "timer")
+    loop.call_later(0.05, loop.stop)
+    loop.run_forever()
+    assert ran == ["timer"]

@@ -427,9 +427,11 @@ def test_extra_info_and_bad_writes(loop: asyncio.AbstractEventLoop) -> None:
         with pytest.raises(ValueError):
             transport.set_write_buffer_limits(high=1, low=2)
         transport.write_eof()
+        transport.write_eof()  # once more: nothing happens, as in asyncio
         with pytest.raises(RuntimeError):
             transport.write(b"after eof")
         transport.close()
+        transport.write_eof()  # closing: nothing happens
         await proto.lost
         server.close()
         await server.wait_closed()

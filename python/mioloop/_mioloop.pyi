@@ -222,8 +222,8 @@ class LoopCore:
         """Changes the events we listen for on ``fd``."""
     def remove_handler(self, fd: _Fd) -> None:
         """Stops listening for events on ``fd``. Unknown fds are ignored."""
-    def _run(self) -> None:
-        """Runs iterations until ``stop()``."""
+    def _run(self, iterate_first: bool = False) -> None:
+        """Runs iterations until ``stop()``; with ``iterate_first``, at least one."""
     def stop(self) -> None:
         """Stops the loop after the current iteration."""
     def is_running(self) -> bool:

@@ -192,12 +192,16 @@ class _FlowControl(asyncio.Protocol):
     def __init__(self, transport: Any) -> None:
         self._transport = transport
         self._protocol = transport.get_protocol()
-        self._was_reading = transport.is_reading()
+        try:
+            self._was_reading = transport.is_reading()
+        except NotImplementedError:  # a write pipe: nothing to pause
+            self._was_reading = False
         self._paused: asyncio.Future[None] | None = None
         #: A resume_writing came for a pause the protocol itself saw.
         self._owed_resume = False
         self._lost = False
-        transport.pause_reading()
+        if self._was_reading:
+            transport.pause_reading()
         transport.set_protocol(self)
 
     async def writable(self) -> None:

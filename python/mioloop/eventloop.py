@@ -106,7 +106,8 @@ class EventLoop(  # type: ignore[misc]
             sys.set_coroutine_origin_tracking_depth(asyncio.constants.DEBUG_STACK_DEPTH)
         asyncio.events._set_running_loop(self)
         try:
-            self._run()
+            # A stop() made before runs one iteration first, as in asyncio.
+            self._run(iterate_first=True)
         finally:
             asyncio.events._set_running_loop(None)
             sys.set_coroutine_origin_tracking_depth(origin_depth)
@@ -156,6 +157,9 @@ class EventLoop(  # type: ignore[misc]
             raise RuntimeError("Cannot run the event loop while another loop is running")
 
     def _stop_on_done(self, fut: asyncio.Future[Any]) -> None:
+        if not fut.cancelled() and isinstance(fut.exception(), (SystemExit, KeyboardInterrupt)):
+            # It left run_forever() already; a stop now would end the next run.
+            return
         self.stop()
 
     def close(self) -> None:

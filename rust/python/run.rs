@@ -254,8 +254,10 @@ impl LoopCore {
     }
 
     /// Runs iterations until `stop()`; the faces wrap it as `start()` and
-    /// `run_forever()`.
-    fn _run(slf: &Bound<'_, Self>) -> PyResult<()> {
+    /// `run_forever()`. A `stop()` made before it returns at once (Tornado's rule),
+    /// or with `iterate_first`, after one iteration (asyncio's).
+    #[pyo3(signature = (iterate_first = false))]
+    fn _run(slf: &Bound<'_, Self>, iterate_first: bool) -> PyResult<()> {
         let this = slf.get();
         let py = slf.py();
         this.check_process()?;
@@ -278,14 +280,15 @@ impl LoopCore {
             }
         };
         let mut result = Ok(());
+        if iterate_first {
+            result = this.run_once(slf);
+        }
         // A plain load first: the swap is a locked instruction, paid only on stop.
-        while !(this.shared.stopping.load(Ordering::Relaxed)
-            && this.shared.stopping.swap(false, Ordering::SeqCst))
+        while result.is_ok()
+            && !(this.shared.stopping.load(Ordering::Relaxed)
+                && this.shared.stopping.swap(false, Ordering::SeqCst))
         {
-            if let Err(e) = this.run_once(slf) {
-                result = Err(e);
-                break;
-            }
+            result = this.run_once(slf);
         }
         this.shared.loop_thread.store(NO_THREAD, Ordering::SeqCst);
         if wakeup_share {

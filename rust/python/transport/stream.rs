@@ -141,6 +141,17 @@ impl StreamTransport {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Refuses `method` (`pause_reading`...) on a write pipe, which only writes:
+    /// `NotImplementedError`, as asyncio's `ReadTransport` methods raise.
+    pub(super) fn check_reads(&self, method: &str) -> PyResult<()> {
+        if let Kind::WritePipe { .. } = self.kind {
+            return Err(pyo3::exceptions::PyNotImplementedError::new_err(format!(
+                "{method}() on a write pipe transport: it only writes"
+            )));
+        }
+        Ok(())
+    }
+
     /// Brings the fd table's interest in line with what the state wants.
     pub(super) fn sync_interest(&self, st: &mut State) -> PyResult<()> {
         let want = st.wanted(self.kind);

@@ -80,13 +80,14 @@ impl StreamTransport {
     fn write_eof(slf: &Bound<'_, Self>) -> PyResult<()> {
         let this = slf.get();
         let mut st = this.lock();
+        // Once more, or on a closing transport, it does nothing (as asyncio's).
+        if this.kind != Kind::ReadPipe && (st.closing || st.eof_requested) {
+            return Ok(());
+        }
         st.check_writable(this.kind, "write_eof")?;
         if let Kind::WritePipe { .. } = this.kind {
             drop(st);
             return Self::close(slf);
-        }
-        if st.closing || st.eof_requested {
-            return Ok(());
         }
         st.eof_requested = true;
         if st.queue.is_empty() {
@@ -160,6 +161,7 @@ impl StreamTransport {
 
     /// Stops calling the protocol's `data_received` until `resume_reading()`.
     fn pause_reading(&self) -> PyResult<()> {
+        self.check_reads("pause_reading")?;
         let mut st = self.lock();
         if st.closing || st.reading_paused {
             return Ok(());
@@ -171,6 +173,7 @@ impl StreamTransport {
     /// Resumes receiving after `pause_reading()`; data that arrived meanwhile is
     /// delivered.
     fn resume_reading(&self) -> PyResult<()> {
+        self.check_reads("resume_reading")?;
         let mut st = self.lock();
         if st.closing || !st.reading_paused {
             return Ok(());
@@ -180,9 +183,10 @@ impl StreamTransport {
     }
 
     /// Whether the transport is receiving.
-    fn is_reading(&self) -> bool {
+    fn is_reading(&self) -> PyResult<bool> {
+        self.check_reads("is_reading")?;
         let st = self.lock();
-        !st.reading_paused && !st.closing
+        Ok(!st.reading_paused && !st.closing)
     }
 
     /// How many bytes are buffered, waiting for the socket.
