@@ -145,6 +145,23 @@ def test_unix_datagram_endpoints_exchange_by_path(loop: asyncio.AbstractEventLoo
     run(loop, main())
 
 
+def test_an_endpoint_on_a_unix_socket_pair_hears_its_unnamed_peer(loop: asyncio.AbstractEventLoop) -> None:
+    # Linux gives no address for an unnamed sender: addr is None. A datagram sent
+    # before the endpoint exists is delivered too.
+    async def main() -> list[tuple[bytes, Any]]:
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        b.send(b"before")
+        transport, rec = await loop.create_datagram_endpoint(Recorder, sock=a)
+        b.send(b"after")
+        await asyncio.wait_for(rec.wait(datagrams=2), 5)
+        transport.close()
+        await rec.lost
+        b.close()
+        return rec.datagrams
+
+    assert run(loop, main()) == [(b"before", None), (b"after", None)]
+
+
 def test_an_unreachable_port_is_reported_to_error_received(loop: asyncio.AbstractEventLoop) -> None:
     spare = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     spare.bind(("127.0.0.1", 0))

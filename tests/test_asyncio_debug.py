@@ -7,6 +7,7 @@ import asyncio
 import gc
 import logging
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -120,6 +121,43 @@ def test_a_transport_dropped_open_warns(loop: asyncio.AbstractEventLoop) -> None
         del transport, datagram
         gc.collect()
     assert len([w for w in caught if "unclosed transport" in str(w.message)]) == 2
+
+
+@pytest.mark.parametrize("kind", ["stream", "datagram"])
+@pytest.mark.parametrize("loop_name", ["mioloop", "asyncio"])
+def test_a_transport_in_a_cycle_collected_open_warns_and_prints_no_traceback(loop_name: str, kind: str) -> None:
+    # The collector clears the socket's slots before it frees the transport: a
+    # warning that ran then failed in socket.close() (_io_refs).
+    code = f"""
+import asyncio, gc, socket, mioloop
+loop = mioloop.new_event_loop() if {loop_name!r} == "mioloop" else asyncio.SelectorEventLoop()
+class Keep(asyncio.DatagramProtocol if {kind!r} == "datagram" else asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport  # a cycle: transport -> protocol -> transport
+async def main():
+    if {kind!r} == "datagram":
+        return await loop.create_datagram_endpoint(Keep, local_addr=("127.0.0.1", 0))
+    a, b = socket.socketpair()
+    peer.append(b)  # kept open: the transport sees no EOF and stays open
+    return await loop.connect_accepted_socket(Keep, a)
+peer = []
+made = loop.run_until_complete(main())
+loop.close()
+del made
+gc.collect()
+print("collected")
+for sock in peer:
+    sock.close()
+"""
+    result = subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "always::ResourceWarning", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout == "collected\n", result.stderr
+    assert "unclosed transport" in result.stderr
+    assert "Traceback" not in result.stderr and "Error" not in result.stderr, result.stderr
 
 
 @pytest.fixture(params=["mioloop", "asyncio"])

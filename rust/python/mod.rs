@@ -58,8 +58,7 @@ fn _mioloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_bench_calls, m)?)?;
     handle::add_to(m)?;
     timer_handle::add_to(m)?;
-    m.add_class::<transport::StreamTransport>()?;
-    m.add_class::<transport::DatagramTransport>()?;
+    transport::add_to(m)?;
     m.add("READ", crate::IoEvents::READ.bits())?;
     m.add("WRITE", crate::IoEvents::WRITE.bits())?;
     m.add("ERROR", crate::IoEvents::ERROR.bits())?;

@@ -207,6 +207,14 @@ pub(super) fn take_fd_if_ours(
     ours.then(|| reactor.remove_fd(fd)).flatten()
 }
 
+/// Whether a transport being dropped or finalized was left open (neither closing
+/// nor lost); it counts as closing from now on, so it is warned about once.
+pub(super) fn mark_dropped_open(closing: &mut bool, conn_lost: u32) -> bool {
+    let open = conn_lost == 0 && !*closing;
+    *closing = true;
+    open
+}
+
 /// A transport dropped without being closed (asyncio's `__del__`): warns with
 /// `ResourceWarning` and closes its socket (which would warn again otherwise).
 /// Runs in `Drop`, so nothing may propagate: errors go to `sys.unraisablehook`.

@@ -209,8 +209,21 @@ impl DatagramTransport {
 impl Drop for DatagramTransport {
     fn drop(&mut self) {
         let st = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if st.conn_lost == 0 && !st.closing {
+        if common::mark_dropped_open(&mut st.closing, st.conn_lost) {
             common::warn_unclosed(format!("<DatagramTransport fd={}>", self.fd), &self.sock);
+        }
+    }
+}
+
+impl super::finalize::Finalize for DatagramTransport {
+    fn finalize(slf: &Bound<'_, Self>) {
+        let this = slf.get();
+        let open = {
+            let st = &mut *this.lock();
+            common::mark_dropped_open(&mut st.closing, st.conn_lost)
+        };
+        if open {
+            common::warn_unclosed(format!("<DatagramTransport fd={}>", this.fd), &this.sock);
         }
     }
 }

@@ -7,6 +7,7 @@ mod common;
 mod datagram;
 mod datagram_api;
 mod datagram_io;
+mod finalize;
 mod pipe;
 mod stream;
 mod stream_api;
@@ -19,6 +20,15 @@ use pyo3::{PyTraverseError, PyVisit};
 
 pub(crate) use datagram::DatagramTransport;
 pub(crate) use stream::StreamTransport;
+
+/// Adds the transport classes to the module, each with its finalizer.
+pub(crate) fn add_to(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<StreamTransport>()?;
+    module.add_class::<DatagramTransport>()?;
+    finalize::install::<StreamTransport>(module.py());
+    finalize::install::<DatagramTransport>(module.py());
+    Ok(())
+}
 
 use crate::python::context::run_in;
 use crate::IoEvents;
