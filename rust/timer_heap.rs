@@ -240,6 +240,17 @@ impl<T> TimerHeap<T> {
         }
     }
 
+    /// The value of a timer that has not run nor been cancelled.
+    pub fn get(&self, key: TimerKey) -> Option<&T> {
+        self.slots
+            .get(key.slot as usize)
+            .filter(|s| s.generation == key.generation)
+            .and_then(|s| match s.phase {
+                Phase::Scheduled | Phase::Due => s.value.as_ref(),
+                Phase::Cancelled | Phase::Free => None,
+            })
+    }
+
     /// Cancels a timer that has not run, returning its value. `None` if the key is
     /// stale (the timer already ran or was cancelled).
     pub fn cancel(&mut self, key: TimerKey) -> Option<T> {

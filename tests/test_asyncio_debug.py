@@ -4,14 +4,17 @@ run on mioloop and on asyncio's own loop with the same expectations."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 import warnings
+import weakref
 from typing import Any
 
 import pytest
@@ -181,3 +184,87 @@ def test_a_loop_dropped_open_is_closed_even_when_warnings_are_errors(monkeypatch
     assert signal.getsignal(signal.SIGUSR2) is signal.SIG_DFL
     assert open_fds() == before
     assert seen == [ResourceWarning]
+
+
+# Handles as asyncio shows them
+
+
+def noop(*args: object) -> None:
+    pass
+
+
+def same_but_times(text: str) -> str:
+    return re.sub(r"when=[0-9.]+", "when=T", text)
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_handles_name_their_callback_as_asyncios_do(debug: bool) -> None:
+    reprs: dict[str, list[str]] = {}
+    for name, make in (("mioloop", mioloop.new_event_loop), ("asyncio", asyncio.SelectorEventLoop)):
+        loop = make()
+        loop.set_debug(debug)
+        soon = loop.call_soon(noop, 1, "two")
+        later = loop.call_later(60, functools.partial(noop, 3))
+        shown = [repr(soon), repr(later)]
+        soon.cancel()
+        later.cancel()
+        shown += [repr(soon), repr(later)]
+        reprs[name] = [same_but_times(text) for text in shown]
+        loop.close()
+    assert reprs["mioloop"] == reprs["asyncio"]
+    assert reprs["mioloop"][0].startswith("<Handle noop(1, 'two') at ")
+    assert reprs["mioloop"][1].startswith("<TimerHandle when=T noop(3)() at ")
+    assert ("created at " in reprs["mioloop"][0]) is debug
+
+
+def test_handles_can_be_weakly_referenced_and_know_where_they_were_made_in_debug_mode(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    loop.set_debug(False)  # -X dev turns it on
+    soon = loop.call_soon(noop)
+    later = loop.call_later(60, noop)
+    refs = [weakref.ref(soon), weakref.ref(later)]
+    assert [ref() for ref in refs] == [soon, later]
+    assert soon._source_traceback is None  # type: ignore[attr-defined]
+    assert later._source_traceback is None  # type: ignore[attr-defined]
+    loop.set_debug(True)
+    made_here = sys._getframe().f_lineno + 1
+    traced = [loop.call_soon(noop), loop.call_at(loop.time() + 60, noop)]
+    for handle in traced:
+        frame = handle._source_traceback[-1]  # type: ignore[attr-defined]
+        assert (frame[0], frame[1]) == (__file__, made_here)
+    loop.close()
+    del soon, later, traced, handle
+    gc.collect()
+    assert [ref() for ref in refs] == [None, None]
+
+
+def test_a_slow_task_step_is_named_by_its_task(loop: asyncio.AbstractEventLoop, asyncio_log: Capture) -> None:
+    async def sluggish() -> None:
+        time.sleep(0.06)
+
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.05  # type: ignore[attr-defined]
+    loop.run_until_complete(loop.create_task(sluggish(), name="the-slow-one"))
+    slow = [m for m in asyncio_log.messages if m.startswith("Executing")]
+    assert len(slow) == 1, slow
+    assert slow[0].startswith("Executing <Task finished name='the-slow-one' coro=<")
+    assert "sluggish()" in slow[0]
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_failing_callback_is_reported_with_its_handle(loop: asyncio.AbstractEventLoop, debug: bool) -> None:
+    def boom() -> None:
+        raise ZeroDivisionError
+
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    loop.set_debug(debug)
+    handle = loop.call_soon(boom)
+    loop.run_until_complete(asyncio.sleep(0.01))
+    [context] = reported
+    assert context["message"].startswith("Exception in callback ")
+    assert "boom() at " in context["message"]
+    assert context["handle"] is handle
+    assert isinstance(context["exception"], ZeroDivisionError)
+    assert ("source_traceback" in context) is debug

@@ -135,7 +135,7 @@ def test_timer_handles_cannot_be_made_or_subclassed_from_python() -> None:
     with pytest.raises(TypeError, match="not an acceptable base type"):
         type("Sub", (type(handle),), {})
     handle.cancel()
-    assert repr(handle).endswith(" cancelled>")
+    assert repr(handle).startswith("<TimerHandle cancelled when=")
     loop.close()
 
 

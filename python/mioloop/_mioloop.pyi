@@ -41,6 +41,9 @@ class Handle:
         """Cancels the callback; does nothing if it already ran."""
     def cancelled(self) -> bool:
         """Whether ``cancel()`` was called."""
+    @property
+    def _source_traceback(self) -> Any:
+        """Debug mode: where the handle was made (asyncio's extract_stack()); else None."""
 
 @final
 class TimerHandle:
@@ -53,6 +56,9 @@ class TimerHandle:
         """Whether ``cancel()`` was called."""
     def when(self) -> float:
         """The timer's deadline, in the loop's time."""
+    @property
+    def _source_traceback(self) -> Any:
+        """Debug mode: where the handle was made (asyncio's extract_stack()); else None."""
 
 @final
 class StreamTransport:

@@ -22,6 +22,7 @@ import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
+from . import _handles
 from ._datagram import DatagramMethods
 from ._mioloop import LoopCore
 from ._network import NetworkMethods
@@ -136,10 +137,15 @@ class EventLoop(  # type: ignore[misc]
             raise RuntimeError("Event loop stopped before Future completed.")
         return fut.result()
 
-    def _slow_callback(self, culprit: object, seconds: float) -> None:
-        """Called by the engine in debug mode for a callback, handler or transport
-        that ran ``slow_callback_duration`` seconds or more."""
-        self._logger.warning("Executing %r took %.3f seconds", culprit, seconds)
+    def _slow_callback(self, func: Any, args: tuple[Any, ...] | None, handle: Any, seconds: float) -> None:
+        """Called by the engine in debug mode for a callback (with its arguments
+        and handle), handler or transport that ran ``slow_callback_duration``
+        seconds or more; names it as asyncio does (a Task step by its Task)."""
+        if callable(func):
+            culprit = _handles.culprit(func, args, handle, self.get_debug())
+        else:  # a transport
+            culprit = repr(func)
+        self._logger.warning("Executing %s took %.3f seconds", culprit, seconds)
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         # As asyncio's: a loop dropped open warns, and is closed unless running.

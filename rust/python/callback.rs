@@ -87,11 +87,27 @@ impl PyCallback {
         })
     }
 
-    /// Attaches a new `Handle` that cancels this callback, and returns it.
-    pub(crate) fn with_handle(mut self, py: Python<'_>) -> PyResult<(Self, Handle)> {
-        let handle = Handle::new(py)?;
+    /// Attaches a new `Handle` that cancels this callback, and returns it; in
+    /// debug mode, the handle keeps where it was made.
+    pub(crate) fn with_handle(mut self, py: Python<'_>, debug: bool) -> PyResult<(Self, Handle)> {
+        let source = if debug {
+            Some(super::handle::source_traceback(py)?)
+        } else {
+            None
+        };
+        let handle = Handle::new(py, &self.func, self.args.as_ref(), source)?;
         self.handle = Some(handle.clone_ref(py));
         Ok((self, handle))
+    }
+
+    /// The `Handle` that cancels it, if it has one.
+    pub(crate) fn handle(&self) -> Option<&Handle> {
+        self.handle.as_ref()
+    }
+
+    /// Its arguments (`None`: none).
+    pub(crate) fn args(&self) -> Option<&Py<PyTuple>> {
+        self.args.as_ref()
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
@@ -110,7 +126,16 @@ impl PyCallback {
     pub(crate) fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.func)?;
         visit.call(&self.args)?;
-        // The handle holds no Python reference (and is not a GC object).
+        // The handle holds no reference to them (and is not a GC object).
         self.context.traverse(visit)
+    }
+}
+
+impl Drop for PyCallback {
+    fn drop(&mut self) {
+        // The handle points at the function and arguments dropped next.
+        if let Some(handle) = &self.handle {
+            handle.forget_callback();
+        }
     }
 }

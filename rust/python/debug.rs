@@ -10,6 +10,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 
 use super::core::LoopCore;
+use super::run::Culprit;
 
 impl LoopCore {
     /// In debug mode, the slowest a callback may run before it is reported: the
@@ -33,7 +34,7 @@ impl LoopCore {
     /// `took`, at least `limit`.
     pub(crate) fn report_if_slow(
         slf: &Bound<'_, Self>,
-        culprit: Py<PyAny>,
+        culprit: Culprit,
         took: Duration,
         limit: Duration,
     ) -> PyResult<()> {
@@ -41,8 +42,12 @@ impl LoopCore {
             return Ok(());
         }
         let py = slf.py();
-        slf.call_method1(intern!(py, "_slow_callback"), (culprit, took.as_secs_f64()))
-            .map(drop)
+        let Culprit { func, args, handle } = culprit;
+        slf.call_method1(
+            intern!(py, "_slow_callback"),
+            (func, args, handle, took.as_secs_f64()),
+        )
+        .map(drop)
     }
 
     /// In debug mode, refuses a non-thread-safe call from a thread other than

@@ -1,14 +1,22 @@
 //! `Handle`, what `call_soon` returns to cancel its callback: a C-API type (see
 //! `raw_type.rs` for why not a pyclass).
 //!
+//! Its repr names the callback, as asyncio's does (`<Handle func(1) at f.py:3>`):
+//! while the callback waits, the handle points at its function and arguments,
+//! which the queued `PyCallback` owns; the callback clears the pointers before it
+//! lets go of them (see `callback.rs`), so the handle needs no reference of its
+//! own, and no part in the garbage collector. In debug mode it also keeps where
+//! it was made (`_source_traceback`, owned: a list of frame summaries).
+//!
 //! # Safety
 //! An object of the type is a `HandleObject`, because only `Handle::new` makes one
 //! (see `raw_type.rs`), and the GIL is held wherever one is touched.
 
-use std::ffi::c_char;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use pyo3::ffi;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
@@ -19,6 +27,16 @@ use super::raw_type;
 struct HandleObject {
     ob_base: ffi::PyObject,
     cancelled: AtomicBool,
+    /// The waiting callback's function and arguments tuple (null: none), borrowed
+    /// from the `PyCallback` that owns them.
+    func: AtomicPtr<ffi::PyObject>,
+    args: AtomicPtr<ffi::PyObject>,
+    /// Debug mode: where the handle was made (owned), else null.
+    source_traceback: AtomicPtr<ffi::PyObject>,
+    /// Debug mode: the repr it had when cancelled (owned), kept as asyncio keeps
+    /// it, naming the callback.
+    repr_cache: AtomicPtr<ffi::PyObject>,
+    weakrefs: *mut ffi::PyObject,
 }
 
 static HANDLE_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -27,22 +45,53 @@ static HANDLE_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 pub(crate) struct Handle(Py<PyAny>);
 
 impl Handle {
-    /// A new handle, not cancelled.
-    pub(crate) fn new(py: Python<'_>) -> PyResult<Self> {
+    /// A new handle, not cancelled, of the callback `func(*args)` (which must
+    /// outlive the handle's view of it: [`Handle::forget_callback`]), made where
+    /// `source_traceback` says (debug mode).
+    pub(crate) fn new(
+        py: Python<'_>,
+        func: &Py<PyAny>,
+        args: Option<&Py<pyo3::types::PyTuple>>,
+        source_traceback: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
         let tp = handle_type(py)?;
         // SAFETY: the handle type's objects are `HandleObject`s, for which all
-        // zeroes is valid (`cancelled` is false).
+        // zeroes is valid (not cancelled, null pointers).
         let object = unsafe { raw_type::alloc(py, tp, std::mem::size_of::<HandleObject>()) }?;
-        Ok(Handle(object))
+        let handle = Handle(object);
+        let this = handle.fields();
+        this.func.store(func.as_ptr(), Ordering::Relaxed);
+        this.args.store(
+            args.map_or(std::ptr::null_mut(), |a| a.as_ptr()),
+            Ordering::Relaxed,
+        );
+        if let Some(source) = source_traceback {
+            this.source_traceback
+                .store(source.into_ptr(), Ordering::Relaxed);
+        }
+        Ok(handle)
     }
 
-    fn object(&self) -> &HandleObject {
+    fn fields(&self) -> &HandleObject {
         // SAFETY: see the module's notes; the reference keeps the object alive.
         unsafe { &*self.0.as_ptr().cast::<HandleObject>() }
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.object().cancelled.load(Ordering::Relaxed)
+        self.fields().cancelled.load(Ordering::Relaxed)
+    }
+
+    /// The callback is about to let go of its function and arguments: the
+    /// handle stops pointing at them.
+    pub(crate) fn forget_callback(&self) {
+        let this = self.fields();
+        this.func.store(std::ptr::null_mut(), Ordering::Relaxed);
+        this.args.store(std::ptr::null_mut(), Ordering::Relaxed);
+    }
+
+    /// The Python object.
+    pub(crate) fn object(&self) -> &Py<PyAny> {
+        &self.0
     }
 
     pub(crate) fn clone_ref(&self, py: Python<'_>) -> Self {
@@ -53,6 +102,37 @@ impl Handle {
     pub(crate) fn into_object(self) -> Py<PyAny> {
         self.0
     }
+}
+
+/// Where a handle made now was made from, in debug mode: asyncio's
+/// `extract_stack()` of the calling Python frame.
+pub(crate) fn source_traceback(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    let frame = py
+        .import(intern!(py, "sys"))?
+        .call_method0(intern!(py, "_getframe"))?;
+    Ok(py
+        .import(intern!(py, "asyncio.format_helpers"))?
+        .call_method1(intern!(py, "extract_stack"), (frame,))?
+        .unbind())
+}
+
+/// `repr()` of a handle: what `mioloop._handles.handle_repr` makes of its state.
+pub(crate) fn describe(
+    py: Python<'_>,
+    name: &str,
+    cancelled: bool,
+    when: Option<f64>,
+    callback: Option<(Py<PyAny>, Option<Py<PyAny>>)>,
+    source_traceback: Option<Py<PyAny>>,
+) -> PyResult<Py<PyAny>> {
+    let (func, args) = callback.map_or((None, None), |(f, a)| (Some(f), a));
+    Ok(py
+        .import(intern!(py, "mioloop._handles"))?
+        .call_method1(
+            intern!(py, "handle_repr"),
+            (name, cancelled, when, func, args, source_traceback),
+        )?
+        .unbind())
 }
 
 /// Adds the type to the module as `Handle`.
@@ -81,6 +161,12 @@ fn create_type(py: Python<'_>) -> PyResult<Py<PyType>> {
                 ),
                 (c"cancelled", cancelled, c"Whether ``cancel()`` was called."),
             ],
+            getters: &[(
+                c"_source_traceback",
+                get_source_traceback,
+                c"Debug mode: where the handle was made (asyncio's extract_stack()); else None.",
+            )],
+            weaklist_offset: std::mem::offset_of!(HandleObject, weakrefs),
             repr,
             dealloc,
         },
@@ -89,14 +175,18 @@ fn create_type(py: Python<'_>) -> PyResult<Py<PyType>> {
 
 /// # Safety
 /// `slf` is a live `HandleObject` (see the module's notes).
-unsafe fn flag<'a>(slf: *mut ffi::PyObject) -> &'a AtomicBool {
+unsafe fn handle<'a>(slf: *mut ffi::PyObject) -> &'a HandleObject {
     // SAFETY: as the caller promises.
-    unsafe { &(*slf.cast::<HandleObject>()).cancelled }
+    unsafe { &*slf.cast::<HandleObject>() }
 }
 
 unsafe extern "C" fn cancel(slf: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mut ffi::PyObject {
     // SAFETY: CPython calls a method with a live instance of its type, GIL held.
-    unsafe { flag(slf) }.store(true, Ordering::Relaxed);
+    let this = unsafe { handle(slf) };
+    if !this.cancelled.swap(true, Ordering::Relaxed) {
+        // SAFETY: as above.
+        unsafe { raw_type::keep_repr_if_debug(slf, &this.source_traceback, &this.repr_cache) };
+    }
     raw_type::none()
 }
 
@@ -105,23 +195,61 @@ unsafe extern "C" fn cancelled(
     _: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
     // SAFETY: as for `cancel`.
-    unsafe { ffi::PyBool_FromLong(flag(slf).load(Ordering::Relaxed).into()) }
+    unsafe { ffi::PyBool_FromLong(handle(slf).cancelled.load(Ordering::Relaxed).into()) }
+}
+
+unsafe extern "C" fn get_source_traceback(
+    slf: *mut ffi::PyObject,
+    _: *mut c_void,
+) -> *mut ffi::PyObject {
+    // SAFETY: as for `cancel`; the field is null or an object the handle owns.
+    unsafe { raw_type::new_ref_or_none(handle(slf).source_traceback.load(Ordering::Relaxed)) }
 }
 
 unsafe extern "C" fn repr(slf: *mut ffi::PyObject) -> *mut ffi::PyObject {
     // SAFETY: as for `cancel`.
-    unsafe {
-        let text: &'static [u8] = if flag(slf).load(Ordering::Relaxed) {
-            b"<Handle cancelled>\0"
-        } else {
-            b"<Handle>\0"
-        };
-        ffi::PyUnicode_FromString(text.as_ptr().cast::<c_char>())
+    let (py, this) = unsafe { (Python::assume_attached(), handle(slf)) };
+    let cached = this.repr_cache.load(Ordering::Relaxed);
+    if !cached.is_null() {
+        // SAFETY: an object the handle owns; a new reference, under the GIL.
+        return unsafe { raw_type::new_ref_or_none(cached) };
+    }
+    // SAFETY: the pointers are live while non-null (the callback owns them, and
+    // clears them first); each becomes a new reference here, under the GIL.
+    let borrowed = |field: &AtomicPtr<ffi::PyObject>| {
+        let ptr = field.load(Ordering::Relaxed);
+        (!ptr.is_null()).then(|| unsafe { Bound::from_borrowed_ptr(py, ptr) }.unbind())
+    };
+    let callback = borrowed(&this.func).map(|func| (func, borrowed(&this.args)));
+    let described = describe(
+        py,
+        "Handle",
+        this.cancelled.load(Ordering::Relaxed),
+        None,
+        callback,
+        borrowed(&this.source_traceback),
+    );
+    match described {
+        Ok(text) => text.into_ptr(),
+        Err(err) => {
+            err.restore(py);
+            std::ptr::null_mut()
+        }
     }
 }
 
 unsafe extern "C" fn dealloc(slf: *mut ffi::PyObject) {
-    // SAFETY: CPython deallocates a live instance with the GIL held; a
-    // `HandleObject` has nothing to drop.
-    unsafe { raw_type::free(slf) }
+    // SAFETY: CPython deallocates a live instance with the GIL held; weak
+    // references go first, then the owned traceback, then the memory.
+    unsafe {
+        let this = handle(slf);
+        raw_type::clear_weakrefs(slf, this.weakrefs);
+        for owned in [&this.source_traceback, &this.repr_cache] {
+            let ptr = owned.load(Ordering::Relaxed);
+            if !ptr.is_null() {
+                ffi::Py_DecRef(ptr);
+            }
+        }
+        raw_type::free(slf);
+    }
 }

@@ -32,6 +32,9 @@ use pyo3::types::PyType;
 pub(crate) type NoArgs =
     unsafe extern "C" fn(*mut ffi::PyObject, *mut ffi::PyObject) -> *mut ffi::PyObject;
 
+/// A read-only attribute's getter.
+pub(crate) type Getter = ffi::getter;
+
 /// What a type is made of.
 pub(crate) struct Spec {
     pub(crate) name: &'static CStr,
@@ -39,6 +42,12 @@ pub(crate) struct Spec {
     /// The size of the object's C struct.
     pub(crate) size: usize,
     pub(crate) methods: &'static [(&'static CStr, NoArgs, &'static CStr)],
+    /// Read-only attributes.
+    pub(crate) getters: &'static [(&'static CStr, Getter, &'static CStr)],
+    /// Where in the struct the list of weak references is (a `*mut PyObject`,
+    /// null until the first weak reference): the objects can be weakly referenced,
+    /// and `dealloc` must call [`clear_weakrefs`].
+    pub(crate) weaklist_offset: usize,
     pub(crate) repr: unsafe extern "C" fn(*mut ffi::PyObject) -> *mut ffi::PyObject,
     pub(crate) dealloc: unsafe extern "C" fn(*mut ffi::PyObject),
 }
@@ -59,11 +68,38 @@ pub(crate) fn create_type(py: Python<'_>, spec: &Spec) -> PyResult<Py<PyType>> {
         .collect();
     table.push(ffi::PyMethodDef::zeroed());
     let table: &'static mut [ffi::PyMethodDef] = Box::leak(table.into_boxed_slice());
+    let mut getset: Vec<ffi::PyGetSetDef> = spec
+        .getters
+        .iter()
+        .map(|&(name, get, doc)| ffi::PyGetSetDef {
+            name: name.as_ptr(),
+            get: Some(get),
+            set: None,
+            doc: doc.as_ptr(),
+            closure: std::ptr::null_mut(),
+        })
+        .collect();
+    getset.push(ffi::PyGetSetDef::default());
+    let getset: &'static mut [ffi::PyGetSetDef] = Box::leak(getset.into_boxed_slice());
+    // How a type made from a spec says where its weak reference list is (CPython
+    // copies the member table into the type).
+    let mut members = [
+        ffi::PyMemberDef {
+            name: c"__weaklistoffset__".as_ptr(),
+            type_code: ffi::Py_T_PYSSIZET,
+            offset: ffi::Py_ssize_t::try_from(spec.weaklist_offset).expect("a small offset"),
+            flags: ffi::Py_READONLY,
+            doc: std::ptr::null(),
+        },
+        ffi::PyMemberDef::default(),
+    ];
     let slot = |slot: c_int, pfunc: *mut c_void| ffi::PyType_Slot { slot, pfunc };
     let mut slots = [
         slot(ffi::Py_tp_dealloc, spec.dealloc as *mut c_void),
         slot(ffi::Py_tp_repr, spec.repr as *mut c_void),
         slot(ffi::Py_tp_methods, table.as_mut_ptr().cast()),
+        slot(ffi::Py_tp_getset, getset.as_mut_ptr().cast()),
+        slot(ffi::Py_tp_members, members.as_mut_ptr().cast()),
         slot(ffi::Py_tp_doc, spec.doc.as_ptr() as *mut c_void),
         ffi::PyType_Slot::default(),
     ];
@@ -104,6 +140,58 @@ pub(crate) unsafe fn alloc(
         let object = ffi::PyObject_Init(memory.cast(), tp.as_ptr().cast());
         Ok(Bound::from_owned_ptr(py, object).unbind())
     }
+}
+
+/// Clears the weak references to an object being deallocated (their callbacks
+/// run), if it has any.
+///
+/// # Safety
+/// Called from the type's `tp_dealloc`, with the GIL held, before the fields are
+/// dropped; `weaklist` is the object's weak reference list field.
+pub(crate) unsafe fn clear_weakrefs(slf: *mut ffi::PyObject, weaklist: *mut ffi::PyObject) {
+    if !weaklist.is_null() {
+        // SAFETY: as the caller promises.
+        unsafe { ffi::PyObject_ClearWeakRefs(slf) };
+    }
+}
+
+/// In debug mode (a handle that keeps its `source_traceback`), keeps the repr of
+/// the handle `slf`, cancelled now, in `cache`: asyncio's cancelled handles keep
+/// naming their callback in debug mode, after they let go of it. An error making
+/// the repr is dropped: cancelling must not fail.
+///
+/// # Safety
+/// `slf` is a live handle whose fields these are; the GIL is held.
+pub(crate) unsafe fn keep_repr_if_debug(
+    slf: *mut ffi::PyObject,
+    source_traceback: &std::sync::atomic::AtomicPtr<ffi::PyObject>,
+    cache: &std::sync::atomic::AtomicPtr<ffi::PyObject>,
+) {
+    use std::sync::atomic::Ordering;
+    if source_traceback.load(Ordering::Relaxed).is_null()
+        || !cache.load(Ordering::Relaxed).is_null()
+    {
+        return;
+    }
+    // SAFETY: as the caller promises; a new reference or NULL with an error set.
+    let text = unsafe { ffi::PyObject_Repr(slf) };
+    if text.is_null() {
+        // SAFETY: the GIL is held and an error is set.
+        unsafe { ffi::PyErr_Clear() };
+        return;
+    }
+    cache.store(text, Ordering::Relaxed);
+}
+
+/// A new reference to the object at `ptr`, or to `None` if it is null.
+///
+/// # Safety
+/// `ptr` is null or a live object; the GIL is held.
+pub(crate) unsafe fn new_ref_or_none(ptr: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    let ptr = if ptr.is_null() { ffi::Py_None() } else { ptr };
+    // SAFETY: as the caller promises (None is always live).
+    unsafe { ffi::Py_IncRef(ptr) };
+    ptr
 }
 
 /// Frees an object made by `alloc`, once its fields are dropped.

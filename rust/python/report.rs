@@ -7,6 +7,8 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use super::callback::PyCallback;
+
 /// What a callback's failure means for the loop.
 pub(crate) enum Failure {
     /// `KeyboardInterrupt` or `SystemExit`: leave `start()`.
@@ -29,6 +31,44 @@ pub(crate) fn classify(py: Python<'_>, err: PyErr) -> Failure {
     } else {
         Failure::Report(err)
     }
+}
+
+/// Handles `err`, raised by the asyncio callback `callback`: an exit is
+/// returned, anything else goes to `event_loop.call_exception_handler` as
+/// asyncio's handles report it ("Exception in callback func(args) at file:line",
+/// with the `handle`, and in debug mode where it was made).
+pub(crate) fn fail_callback(
+    event_loop: &Bound<'_, PyAny>,
+    err: PyErr,
+    callback: &PyCallback,
+) -> PyResult<()> {
+    let py = event_loop.py();
+    exit_or(py, err, |err| {
+        let func = callback.func.bind(py);
+        let args = callback.args().map(|a| a.bind(py).clone());
+        let source = py
+            .import(intern!(py, "mioloop._handles"))
+            .and_then(|h| h.call_method1(intern!(py, "callback_source"), (func, args)))
+            .map_or_else(|_| describe(func), |s| s.to_string());
+        let context = PyDict::new(py);
+        context.set_item(
+            intern!(py, "message"),
+            format!("Exception in callback {source}"),
+        )?;
+        context.set_item(intern!(py, "exception"), err.value(py))?;
+        match callback.handle() {
+            Some(handle) => {
+                let handle = handle.object().bind(py);
+                context.set_item(intern!(py, "handle"), handle)?;
+                let traceback = handle.getattr(intern!(py, "_source_traceback"))?;
+                if traceback.is_truthy()? {
+                    context.set_item(intern!(py, "source_traceback"), traceback)?;
+                }
+            }
+            None => context.set_item(intern!(py, "callback"), func)?,
+        }
+        call_exception_handler(event_loop, context)
+    })
 }
 
 /// Handles `err`, raised by `culprit`: an exit is returned, anything else is

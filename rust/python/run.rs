@@ -38,16 +38,39 @@ enum Job {
 }
 
 impl Job {
-    /// What to name if the job runs too long (debug mode).
-    fn culprit(&self, py: Python<'_>) -> Py<PyAny> {
+    /// What to name if the job runs too long (debug mode): the function, its
+    /// arguments and its handle (for a transport, the transport alone).
+    fn culprit(&self, py: Python<'_>) -> Culprit {
+        let of = |cb: &PyCallback| Culprit {
+            func: cb.func.clone_ref(py),
+            args: cb.args().map(|a| a.clone_ref(py).into_any()),
+            handle: cb.handle().map(|h| h.object().clone_ref(py)),
+        };
         match self {
-            Job::Call(callback) => callback.func.clone_ref(py),
-            Job::Fd(_, FdJob::Handler { func, .. }, _) => func.clone_ref(py),
+            Job::Call(callback) => of(callback),
+            Job::Fd(_, FdJob::Handler { func, .. }, _) => Culprit::alone(func.clone_ref(py)),
             Job::Fd(_, FdJob::Watchers { reader, writer }, _) => reader
                 .as_ref()
                 .or(writer.as_ref())
-                .map_or_else(|| py.None(), |cb| cb.func.clone_ref(py)),
-            Job::Fd(_, FdJob::Transport(transport), _) => transport.object(py),
+                .map_or_else(|| Culprit::alone(py.None()), |cb| of(cb)),
+            Job::Fd(_, FdJob::Transport(transport), _) => Culprit::alone(transport.object(py)),
+        }
+    }
+}
+
+/// What a slow job is named by (see `mioloop._handles.culprit`).
+pub(crate) struct Culprit {
+    pub(crate) func: Py<PyAny>,
+    pub(crate) args: Option<Py<PyAny>>,
+    pub(crate) handle: Option<Py<PyAny>>,
+}
+
+impl Culprit {
+    fn alone(func: Py<PyAny>) -> Self {
+        Culprit {
+            func,
+            args: None,
+            handle: None,
         }
     }
 }
@@ -189,7 +212,7 @@ impl LoopCore {
             Err(err) if callback.tornado => {
                 report::fail_tornado(slf.as_any(), err, callback.func.bind(py))
             }
-            Err(err) => report::fail(slf.as_any(), err, callback.func.bind(py)),
+            Err(err) => report::fail_callback(slf.as_any(), err, callback),
         }
     }
 

@@ -127,7 +127,8 @@ impl LoopCore {
         method: &str,
     ) -> PyResult<(PyCallback, Handle)> {
         self.check_open()?;
-        PyCallback::asyncio(callback, args, context, method)?.with_handle(callback.py())
+        let debug = self.debug.load(std::sync::atomic::Ordering::Relaxed);
+        PyCallback::asyncio(callback, args, context, method)?.with_handle(callback.py(), debug)
     }
 
     fn schedule_timer(
@@ -136,12 +137,18 @@ impl LoopCore {
         deadline: Nanos,
         callback: PyCallback,
     ) -> PyResult<Py<PyAny>> {
+        let source = if self.debug.load(std::sync::atomic::Ordering::Relaxed) {
+            Some(super::handle::source_traceback(py)?)
+        } else {
+            None
+        };
         let key = self.lock().timers.insert(deadline, callback);
         timer_handle::new_handle(
             py,
             key,
             nanos_to_secs(deadline),
             Arc::downgrade(&self.shared),
+            source,
         )
     }
 

@@ -1,13 +1,16 @@
 //! `TimerHandle`: what `add_timeout`, `call_later` and `call_at` return, a C-API
 //! type like `Handle` (see `raw_type.rs` for why not a pyclass).
 //!
+//! Its repr names the callback while it is pending, as asyncio's does, looked up
+//! in the timer heap by the timer's key; in debug mode it keeps where it was made.
+//!
 //! # Safety
 //! An object of the type is a `TimerObject`, because only `TimerHandle::new`
 //! makes one (see `raw_type.rs`), fully written before it is returned; the GIL is
 //! held wherever one is touched.
 
-use std::ffi::CString;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::Weak;
 
 use pyo3::ffi;
@@ -26,17 +29,25 @@ struct TimerObject {
     key: TimerKey,
     when: f64,
     shared: Weak<Shared>,
+    /// Debug mode: where the handle was made (owned), else null.
+    source_traceback: AtomicPtr<ffi::PyObject>,
+    /// Debug mode: the repr it had when cancelled (owned), kept as asyncio keeps
+    /// it, naming the callback.
+    repr_cache: AtomicPtr<ffi::PyObject>,
+    weakrefs: *mut ffi::PyObject,
 }
 
 static TIMER_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
-/// A new handle of the timer `key`, due at loop time `when`. Cancelling it
-/// releases the timer's callback and arguments at once.
+/// A new handle of the timer `key`, due at loop time `when`, made where
+/// `source_traceback` says (debug mode). Cancelling it releases the timer's
+/// callback and arguments at once.
 pub(crate) fn new_handle(
     py: Python<'_>,
     key: TimerKey,
     when: f64,
     shared: Weak<Shared>,
+    source_traceback: Option<Py<PyAny>>,
 ) -> PyResult<Py<PyAny>> {
     let tp = timer_type(py)?;
     // SAFETY: the type's objects are `TimerObject`s. The memory is zeroed:
@@ -49,6 +60,11 @@ pub(crate) fn new_handle(
         std::ptr::addr_of_mut!((*timer).key).write(key);
         std::ptr::addr_of_mut!((*timer).when).write(when);
         std::ptr::addr_of_mut!((*timer).shared).write(shared);
+        if let Some(source) = source_traceback {
+            (*timer)
+                .source_traceback
+                .store(source.into_ptr(), Ordering::Relaxed);
+        }
         Ok(object)
     }
 }
@@ -68,7 +84,7 @@ pub(crate) fn cancel_handle(handle: &Bound<'_, PyAny>) -> PyResult<()> {
         )));
     }
     // SAFETY: `handle` is a live object of the type, so a `TimerObject`.
-    unsafe { cancel_timer(&*handle.as_ptr().cast::<TimerObject>()) };
+    unsafe { cancel_timer(handle.as_ptr()) };
     Ok(())
 }
 
@@ -95,6 +111,12 @@ fn timer_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
                         (c"cancelled", cancelled, c"Whether ``cancel()`` was called."),
                         (c"when", when, c"The timer's deadline, in the loop's time."),
                     ],
+                    getters: &[(
+                        c"_source_traceback",
+                        get_source_traceback,
+                        c"Debug mode: where the handle was made (asyncio's extract_stack()); else None.",
+                    )],
+                    weaklist_offset: std::mem::offset_of!(TimerObject, weakrefs),
                     repr,
                     dealloc,
                 },
@@ -103,10 +125,17 @@ fn timer_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
         .map(|tp| tp.bind(py))
 }
 
-fn cancel_timer(timer: &TimerObject) {
+/// # Safety
+/// `slf` is a live `TimerObject`; the GIL is held.
+unsafe fn cancel_timer(slf: *mut ffi::PyObject) {
+    // SAFETY: as the caller promises.
+    let timer = unsafe { timer(slf) };
     if timer.cancelled.swap(true, Ordering::Relaxed) {
         return;
     }
+    // Before the timer leaves the heap, while the repr can still name its callback.
+    // SAFETY: as the caller promises.
+    unsafe { raw_type::keep_repr_if_debug(slf, &timer.source_traceback, &timer.repr_cache) };
     if let Some(shared) = timer.shared.upgrade() {
         // Dropped after the lock is released: dropping may run Python code.
         let callback = shared.lock().timers.cancel(timer.key);
@@ -123,7 +152,7 @@ unsafe fn timer<'a>(slf: *mut ffi::PyObject) -> &'a TimerObject {
 
 unsafe extern "C" fn cancel(slf: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mut ffi::PyObject {
     // SAFETY: CPython calls a method with a live instance of its type, GIL held.
-    cancel_timer(unsafe { timer(slf) });
+    unsafe { cancel_timer(slf) };
     raw_type::none()
 }
 
@@ -140,25 +169,69 @@ unsafe extern "C" fn when(slf: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mu
     unsafe { ffi::PyFloat_FromDouble(timer(slf).when) }
 }
 
+unsafe extern "C" fn get_source_traceback(
+    slf: *mut ffi::PyObject,
+    _: *mut c_void,
+) -> *mut ffi::PyObject {
+    // SAFETY: as for `cancel`; the field is null or an object the handle owns.
+    unsafe { raw_type::new_ref_or_none(timer(slf).source_traceback.load(Ordering::Relaxed)) }
+}
+
+/// The pending timer's function and arguments, looked up in its loop's heap.
+fn pending_callback(py: Python<'_>, timer: &TimerObject) -> Option<(Py<PyAny>, Option<Py<PyAny>>)> {
+    let shared = timer.shared.upgrade()?;
+    let reactor = shared.lock();
+    let callback = reactor.timers.get(timer.key)?;
+    // New references, released after the lock is.
+    Some((
+        callback.func.clone_ref(py),
+        callback.args().map(|a| a.clone_ref(py).into_any()),
+    ))
+}
+
 unsafe extern "C" fn repr(slf: *mut ffi::PyObject) -> *mut ffi::PyObject {
     // SAFETY: as for `cancel`.
-    let timer = unsafe { timer(slf) };
-    let state = if timer.cancelled.load(Ordering::Relaxed) {
-        " cancelled"
-    } else {
-        ""
-    };
-    let text =
-        CString::new(format!("<TimerHandle when={}{state}>", timer.when)).unwrap_or_default();
-    // SAFETY: a NUL-terminated UTF-8 string; a new reference or NULL with an error.
-    unsafe { ffi::PyUnicode_FromString(text.as_ptr()) }
+    let (py, timer) = unsafe { (Python::assume_attached(), timer(slf)) };
+    let cached = timer.repr_cache.load(Ordering::Relaxed);
+    if !cached.is_null() {
+        // SAFETY: an object the handle owns; a new reference, under the GIL.
+        return unsafe { raw_type::new_ref_or_none(cached) };
+    }
+    let source = timer.source_traceback.load(Ordering::Relaxed);
+    let source = (!source.is_null())
+        // SAFETY: the handle owns it; a new reference, under the GIL.
+        .then(|| unsafe { Bound::from_borrowed_ptr(py, source) }.unbind());
+    let described = super::handle::describe(
+        py,
+        "TimerHandle",
+        timer.cancelled.load(Ordering::Relaxed),
+        Some(timer.when),
+        pending_callback(py, timer),
+        source,
+    );
+    match described {
+        Ok(text) => text.into_ptr(),
+        Err(err) => {
+            err.restore(py);
+            std::ptr::null_mut()
+        }
+    }
 }
 
 unsafe extern "C" fn dealloc(slf: *mut ffi::PyObject) {
-    // SAFETY: CPython deallocates a live instance with the GIL held; its `Weak` is
-    // dropped (the only field with a destructor) before the memory is freed.
+    // SAFETY: CPython deallocates a live instance with the GIL held: weak
+    // references go first, then the owned traceback and the `Weak` (the fields
+    // with something to release), then the memory.
     unsafe {
-        std::ptr::drop_in_place(std::ptr::addr_of_mut!((*slf.cast::<TimerObject>()).shared));
+        let timer = slf.cast::<TimerObject>();
+        raw_type::clear_weakrefs(slf, (*timer).weakrefs);
+        for owned in [&(*timer).source_traceback, &(*timer).repr_cache] {
+            let ptr = owned.load(Ordering::Relaxed);
+            if !ptr.is_null() {
+                ffi::Py_DecRef(ptr);
+            }
+        }
+        std::ptr::drop_in_place(std::ptr::addr_of_mut!((*timer).shared));
         raw_type::free(slf);
     }
 }
