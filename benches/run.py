@@ -116,7 +116,7 @@ def run_json(cmd: list[str], timeout: float) -> dict[str, Any]:
     return json.loads(proc.stdout)
 
 
-def summarize(values: list[float]) -> dict[str, float]:
+def summarize(values: list[float]) -> dict[str, float | None]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
@@ -471,10 +471,10 @@ def main() -> int:
     parser.add_argument("--render-only", action="store_true", help="redraw results.md and chart.png from results.json")
     args = parser.parse_args()
     if args.render_only:
-        results = json.loads((RESULTS / "results.json").read_text())
-        (RESULTS / "results.md").write_text(render(results))
-        problem = chart(results, RESULTS / "chart.png")
-        print(render(results) + (f"\nno chart: {problem}" if problem else ""))
+        saved = json.loads((RESULTS / "results.json").read_text())
+        (RESULTS / "results.md").write_text(render(saved))
+        problem = chart(saved, RESULTS / "chart.png")
+        print(render(saved) + (f"\nno chart: {problem}" if problem else ""))
         return 0
     args.repeat = args.repeat or (2 if args.quick else 3)
     args.echo_peers = args.echo_peers or (QUICK_ECHO_PEERS if args.quick else ECHO_PEERS)

@@ -44,7 +44,7 @@ class SocketMethods:
     getaddrinfo: Callable[..., Any]
     #: The watcher each waiting call installed, by (fd, writable): a call that ends
     #: removes its watcher only if a later call has not replaced it.
-    _sock_waiting: dict[tuple[int, bool], Callable[[], None]]
+    _sock_waiting: dict[tuple[int, bool], Callable[..., None]]
 
     def _when_ready(self, sock: socket.socket, writable: bool, attempt: Callable[[], _T]) -> asyncio.Future[_T]:
         """A future for ``attempt()``, retried each time ``sock`` is ready until it

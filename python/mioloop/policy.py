@@ -88,7 +88,7 @@ def install() -> None:
     if POLICIES_DEPRECATED:
         _warn("mioloop.install()", stacklevel=3)
         # asyncio's own setter would warn a second time.
-        set_policy = asyncio.events._set_event_loop_policy
+        set_policy = asyncio.events._set_event_loop_policy  # type: ignore[attr-defined]
     else:
         set_policy = asyncio.set_event_loop_policy
     set_policy(_build()())
