@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
+import logging
 import socket
 import sys
 import weakref
+from typing import Any
 
 import pytest
 
@@ -457,3 +459,43 @@ def test_keyboard_interrupt_out_of_run_until_complete_leaves_no_stale_stop(loop:
     loop.call_later(0.05, loop.stop)
     loop.run_forever()
     assert ran == ["timer"]
+
+
+# Errors around errors, and closing with work left
+
+
+def test_an_exception_handler_that_raises_is_logged_and_the_loop_goes_on(
+    loop: asyncio.AbstractEventLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    def handler(_: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        raise RuntimeError("the handler broke")
+
+    def fails() -> None:
+        raise ZeroDivisionError
+
+    loop.set_exception_handler(handler)
+    ran: list[str] = []
+    loop.call_soon(fails)
+    loop.call_soon(ran.append, "after")
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        loop.run_until_complete(asyncio.sleep(0.01))
+    assert ran == ["after"]
+    [record] = [r for r in caplog.records if "Unhandled error in exception handler" in r.getMessage()]
+    assert isinstance(record.exc_info[1], RuntimeError)  # type: ignore[index]
+
+
+def test_closing_with_a_task_pending_leaves_it_pending_and_reports_it_when_dropped(
+    loop: asyncio.AbstractEventLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def forever() -> None:
+        await asyncio.sleep(3600)
+
+    task = loop.create_task(forever())
+    loop.run_until_complete(asyncio.sleep(0))
+    loop.close()
+    assert loop.is_closed()
+    assert not task.done()
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        del task
+        gc.collect()
+    assert any("Task was destroyed but it is pending!" in r.getMessage() for r in caplog.records)

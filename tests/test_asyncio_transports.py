@@ -4,6 +4,7 @@ mioloop and on asyncio's own loop with the same expectations (RELIABILITY.md 31-
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import os
 import socket
@@ -57,6 +58,13 @@ def loop(loop: asyncio.AbstractEventLoop):  # type: ignore[no-untyped-def]
     asyncio.set_event_loop(loop)
     yield loop
     asyncio.set_event_loop(None)
+
+
+async def settle(iterations: int = 10) -> None:
+    """Lets the loop run a few iterations: a callback that should come once more
+    (a second connection_lost) has had every chance to."""
+    for _ in range(iterations):
+        await asyncio.sleep(0)
 
 
 async def echo_server(loop: asyncio.AbstractEventLoop, **kwargs: Any) -> tuple[asyncio.AbstractServer, int]:
@@ -156,6 +164,7 @@ def test_reset_mid_read_gives_connection_lost_once_with_the_error(loop: asyncio.
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         conn.close()  # RST
         exc = await proto.lost
+        await settle()
         return proto.events, exc
 
     events, exc = run(loop, main())
@@ -176,6 +185,7 @@ def test_peer_gone_mid_write_ends_the_connection_once(loop: asyncio.AbstractEven
             await asyncio.sleep(0.001)
         exc = await proto.lost
         transport.write(b"after the end")  # ignored, as asyncio ignores it
+        await settle()
         return proto.events, exc
 
     events, exc = run(loop, main())
@@ -212,7 +222,27 @@ mioloop.run(main())
     assert result.stdout.strip() in {"BrokenPipeError", "ConnectionResetError"}
 
 
-def test_write_after_close_is_ignored_and_abort_drops_the_buffer(loop: asyncio.AbstractEventLoop) -> None:
+def test_write_after_close_is_ignored(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> tuple[bytes, list[Any]]:
+        a, b = socket.socketpair()
+        transport, proto = await loop.connect_accepted_socket(Recorder, a)
+        transport.write(b"before")
+        transport.close()
+        transport.write(b"after close")  # ignored, as asyncio ignores it
+        transport.writelines([b"and", b"these"])
+        await proto.lost
+        b.setblocking(False)
+        got = bytearray()
+        while data := await loop.sock_recv(b, 1024):
+            got += data
+        b.close()
+        await settle()
+        return bytes(got), proto.events
+
+    assert run(loop, main()) == (b"before", ["made", "lost"])
+
+
+def test_abort_drops_the_buffer_and_later_writes(loop: asyncio.AbstractEventLoop) -> None:
     async def main() -> tuple[int, list[Any]]:
         a, b = socket.socketpair()
         b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -222,20 +252,13 @@ def test_write_after_close_is_ignored_and_abort_drops_the_buffer(loop: asyncio.A
         transport.abort()
         assert transport.get_write_buffer_size() == 0
         transport.write(b"ignored")
-        transport.close()
         await proto.lost
         b.setblocking(False)
         received = 0
-        while True:
-            try:
-                data = b.recv(1 << 20)
-            except BlockingIOError:
-                await asyncio.sleep(0.001)
-                continue
-            if not data:
-                break
+        while data := await loop.sock_recv(b, 1 << 20):
             received += len(data)
         b.close()
+        await settle()
         return received, proto.events
 
     received, events = run(loop, main())
@@ -244,13 +267,20 @@ def test_write_after_close_is_ignored_and_abort_drops_the_buffer(loop: asyncio.A
 
 
 def test_close_sends_the_buffer_before_connection_lost(loop: asyncio.AbstractEventLoop) -> None:
-    async def main() -> tuple[bytes, list[Any]]:
+    class Flushed(Recorder):
+        def connection_lost(self, exc: BaseException | None) -> None:
+            # By now every byte was handed to the kernel.
+            self.events.append(("buffered", self.transport.get_write_buffer_size()))  # type: ignore[union-attr]
+            super().connection_lost(exc)
+
+    async def main() -> tuple[bool, int, list[Any]]:
         a, b = socket.socketpair()
-        transport, proto = await loop.connect_accepted_socket(Recorder, a)
+        transport, proto = await loop.connect_accepted_socket(Flushed, a)
         payload = os.urandom(4 << 20)
         transport.write(payload)
         transport.close()
         assert transport.is_closing()
+        queued_at_close = transport.get_write_buffer_size()
         b.setblocking(False)
         got = bytearray()
         while True:
@@ -259,12 +289,14 @@ def test_close_sends_the_buffer_before_connection_lost(loop: asyncio.AbstractEve
                 break
             got += data
         await proto.lost
+        await settle()
         b.close()
-        return bytes(got) == payload, proto.events
+        return bytes(got) == payload, queued_at_close, proto.events
 
-    same, events = run(loop, main())
+    same, queued_at_close, events = run(loop, main())
     assert same
-    assert events == ["made", "lost"]
+    assert queued_at_close > 0  # the flush path ran: the socket could not take it all
+    assert events == ["made", ("buffered", 0), "lost"]
 
 
 def test_a_slow_reader_pauses_and_resumes_the_writer(loop: asyncio.AbstractEventLoop) -> None:
@@ -372,7 +404,7 @@ def test_a_raising_data_received_is_reported_and_closes_the_transport(loop: asyn
         b.send(b"boom")
         exc = await proto.lost
         b.close()
-        await asyncio.sleep(0)
+        await settle()
         return exc
 
     exc = run(loop, main())
@@ -803,3 +835,106 @@ def test_a_refused_connection_leaves_no_cycle_holding_its_exception(loop: asynci
         return [r for r in gc.get_referrers(exc) if r is not here and not isinstance(r, types.FrameType)]
 
     assert run(loop, main()) == []
+
+
+class RunsOutOfFds(socket.socket):
+    """A listening socket whose first accept() fails as a process out of fds does."""
+
+    failures = 1
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        if self.failures:
+            self.failures -= 1
+            raise OSError(errno.EMFILE, "Too many open files")
+        return super().accept()
+
+
+def test_accept_out_of_fds_is_reported_and_retried(loop: asyncio.AbstractEventLoop) -> None:
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+
+    async def main() -> bytes:
+        listener = RunsOutOfFds(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(await reader.readline())
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(echo, sock=listener)
+        # The first accept fails; listening pauses, then resumes and takes it.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"still served\n")
+        reply = await asyncio.wait_for(reader.readline(), 10)
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return reply
+
+    assert run(loop, main(), timeout=20) == b"still served\n"
+    assert [c["message"] for c in reported] == ["socket.accept() out of system resource"]
+    assert reported[0]["exception"].errno == errno.EMFILE
+
+
+def test_pause_reading_inside_data_received_holds_a_flood_back(loop: asyncio.AbstractEventLoop) -> None:
+    class Pausing(Recorder):
+        calls_while_paused = 0
+
+        def data_received(self, data: bytes) -> None:
+            if self.transport is not None and not self.transport.is_reading():
+                self.calls_while_paused += 1
+            super().data_received(data)
+            self.transport.pause_reading()  # type: ignore[union-attr]
+
+    async def main() -> tuple[int, bool, int]:
+        a, b = socket.socketpair()
+        transport, proto = await loop.connect_accepted_socket(Pausing, a)
+        b.setblocking(False)
+        payload = os.urandom(2 << 20)
+        sending = loop.create_task(loop.sock_sendall(b, payload))
+        while not proto.data:
+            await asyncio.sleep(0.001)
+        await settle(50)
+        held = len(proto.data)
+        # Paused: the flood waits in the socket.
+        assert held < len(payload)
+        while len(proto.data) < len(payload):
+            transport.resume_reading()
+            await settle(2)
+        await sending
+        transport.close()
+        b.close()
+        await proto.lost
+        return proto.calls_while_paused, bytes(proto.data) == payload, held
+
+    calls_while_paused, complete, _ = run(loop, main(), timeout=30)
+    assert calls_while_paused == 0
+    assert complete
+
+
+def test_closing_a_unix_server_removes_its_socket_file_if_still_its_own(loop: asyncio.AbstractEventLoop) -> None:
+    # asyncio 3.13's cleanup_socket; mioloop does it on every version.
+    if not isinstance(loop, mioloop.EventLoop) and sys.version_info < (3, 13):
+        pytest.skip("asyncio removes the file from 3.13")
+
+    async def main(tmp: str) -> tuple[bool, bool]:
+        path = os.path.join(tmp, "s")
+        server = await loop.create_unix_server(asyncio.Protocol, path)
+        server.close()
+        await server.wait_closed()
+        removed = not os.path.exists(path)
+        # A file someone else put there since is not removed.
+        server = await loop.create_unix_server(asyncio.Protocol, path)
+        os.unlink(path)
+        with socket.socket(socket.AF_UNIX) as other:
+            other.bind(path)
+            server.close()
+            await server.wait_closed()
+            kept = os.path.exists(path)
+        return removed, kept
+
+    with tempfile.TemporaryDirectory() as tmp:
+        assert run(loop, main(tmp)) == (True, True)

@@ -141,17 +141,19 @@ def test_periodic_callback_runs_repeatedly_and_stops(io_loop: IOLoop) -> None:
     calls = []
     pc = PeriodicCallback(lambda: calls.append(io_loop.time()), 10)
     assert not pc.is_running()
+    started = io_loop.time()
     pc.start()
     assert pc.is_running()
     run_for(io_loop, 0.105)
     pc.stop()
     assert not pc.is_running()
     count = len(calls)
-    assert 5 <= count <= 11
+    # Never early: the n-th call comes n periods after the start at the soonest (a
+    # late one is not made up for: Tornado skips the periods it missed).
+    assert 2 <= count <= 11
+    assert all(at >= started + 0.010 * n - 0.001 for n, at in enumerate(calls, 1))
     run_for(io_loop, 0.05)
     assert len(calls) == count
-    gaps = [b - a for a, b in itertools.pairwise(calls)]
-    assert min(gaps) >= 0.009
 
 
 def test_periodic_callback_with_timedelta_jitter_and_coroutine(io_loop: IOLoop) -> None:

@@ -386,7 +386,9 @@ class NetworkMethods:
     ) -> Server:
         """Listens on the Unix socket ``path`` (a stale socket file there is
         replaced; a path starting with a NUL byte is in the abstract namespace) or
-        on ``sock``, and returns the :class:`Server`."""
+        on ``sock``, and returns the :class:`Server`. With ``cleanup_socket``, the
+        socket's file is removed when the server closes, if it is still the
+        socket's (asyncio does so from 3.13; mioloop on every version)."""
         tls = server_tls(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         check_plain_socket(sock)
         if path is not None:
@@ -411,6 +413,8 @@ class NetworkMethods:
             _check_unix_stream(sock)
         sock.setblocking(False)
         server = Server(self, [sock], protocol_factory, backlog, tls)  # type: ignore[arg-type]
+        if cleanup_socket:
+            server._remove_file_on_close(sock)
         if start_serving:
             await server.start_serving()
         return server

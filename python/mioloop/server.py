@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
+import os
 import socket
 from asyncio import trsock
 from collections.abc import Callable
@@ -19,6 +21,8 @@ __all__ = ["Server"]
 _ACCEPT_RETRY_DELAY = 1.0
 
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+_logger = logging.getLogger("asyncio")
 
 
 class Server(asyncio.AbstractServer):
@@ -46,6 +50,29 @@ class Server(asyncio.AbstractServer):
         self._waiters: list[asyncio.Future[None]] | None = []
         self._serving = False
         self._serving_forever_fut: asyncio.Future[None] | None = None
+        #: Unix socket files to remove on close, by path, with the inode each had.
+        self._socket_files: dict[str | bytes, int] = {}
+
+    def _remove_file_on_close(self, sock: socket.socket) -> None:
+        """Removes the file of the Unix socket ``sock`` when the server closes, if
+        it is still that socket's (``cleanup_socket``, as asyncio 3.13 does)."""
+        path = sock.getsockname()
+        if path and path[0] not in (0, "\x00"):  # an abstract name has no file
+            try:
+                self._socket_files[path] = os.stat(path).st_ino
+            except FileNotFoundError:
+                pass
+
+    def _remove_socket_files(self) -> None:
+        files, self._socket_files = self._socket_files, {}
+        for path, inode in files.items():
+            try:
+                if os.stat(path).st_ino == inode:
+                    os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                _logger.error("Unable to clean up listening UNIX socket %r: %r", path, exc)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} sockets={self.sockets!r}>"
@@ -145,6 +172,7 @@ class Server(asyncio.AbstractServer):
         self._serving = False
         for sock in sockets:
             sock.close()
+        self._remove_socket_files()
         if self._serving_forever_fut is not None and not self._serving_forever_fut.done():
             self._serving_forever_fut.cancel()
             self._serving_forever_fut = None
