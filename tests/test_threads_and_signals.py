@@ -75,6 +75,7 @@ def flood_trial(face: str, a: socket.socket, b: socket.socket) -> tuple[float, f
     byte to a watched socket: returns when the timer fired and when the socket's
     handler ran, in seconds from the start."""
     loop = IOLoop(make_current=False) if face == "ioloop" else mioloop.new_event_loop()
+    loop.set_debug(False)  # -X dev turns it on: each callback would record its stack
     schedule = loop.add_callback if face == "ioloop" else loop.call_soon_threadsafe
     done = threading.Event()
 
@@ -136,8 +137,8 @@ def test_a_flood_from_other_threads_does_not_starve_timers_or_fds(
     trials = [flood_trial(face, *pair) for _ in range(5)]
     timer = statistics.median(fired for fired, _ in trials)
     fd = statistics.median(read - fired for fired, read in trials)
-    assert timer < 0.05, f"the 2 ms timer fired after {trials}"
-    assert fd < 0.05, f"the fd was served after {trials}"
+    assert timer < 0.1, f"the 2 ms timer fired after {trials}"
+    assert fd < 0.1, f"the fd was served after {trials}"
 
 
 def test_stop_via_add_callback_from_another_thread_ends_start_quickly(io_loop: IOLoop) -> None:

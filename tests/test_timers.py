@@ -74,7 +74,7 @@ def test_overdue_timer_with_no_io_fires_promptly(io_loop: IOLoop) -> None:
     start = time.monotonic()
     io_loop.add_timeout(io_loop.time() - 10, lambda: (fired.append(time.monotonic()), io_loop.stop()))
     io_loop.start()
-    assert fired[0] - start < 0.05
+    assert fired[0] - start < 0.1
 
 
 @pytest.mark.parametrize("schedule", ["add_timeout", "call_later", "call_at"])
@@ -156,6 +156,7 @@ def test_remove_timeout_releases_callback_and_arguments_at_once(io_loop: IOLoop)
 
 
 def test_a_million_add_remove_pairs_keep_the_heap_and_memory_bounded(io_loop: IOLoop) -> None:
+    io_loop.set_debug(False)  # -X dev turns it on: each timer would record its stack
     keep = io_loop.add_timeout(io_loop.time() + 3600, lambda: None)
 
     def churn(n: int) -> None:

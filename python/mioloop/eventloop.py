@@ -14,6 +14,7 @@ import contextlib
 import contextvars
 import inspect
 import logging
+import os
 import socket
 import sys
 import threading
@@ -86,6 +87,9 @@ class EventLoop(  # type: ignore[misc]
         #: Asynchronous generators first iterated on this loop and not finished.
         self._asyncgens: weakref.WeakSet[AsyncGenerator[Any, Any]] = weakref.WeakSet()
         self._asyncgens_shut_down = False
+        # As asyncio's loops: in debug mode from the start under -X dev or with
+        # PYTHONASYNCIODEBUG set.
+        self.set_debug(_debug_by_default())
         # Tornado code on this loop gets mioloop.TornadoIOLoop, whenever it imports Tornado.
         _attach_tornado()
 
@@ -391,6 +395,12 @@ class EventLoop(  # type: ignore[misc]
         _app_log.error(
             "Exception in callback %s", description, exc_info=(type(exception), exception, exception.__traceback__)
         )
+
+
+def _debug_by_default() -> bool:
+    """asyncio's rule for a new loop's debug mode: Python's development mode, or the
+    PYTHONASYNCIODEBUG environment variable (unless -E ignores the environment)."""
+    return sys.flags.dev_mode or (not sys.flags.ignore_environment and bool(os.environ.get("PYTHONASYNCIODEBUG")))
 
 
 def _is_future(obj: object) -> bool:

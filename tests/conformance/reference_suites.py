@@ -22,11 +22,14 @@ takes minutes, and its figures go in the closing notes and the README.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+#: Modules of test.test_asyncio whose loop classes are swapped for mioloop's: the
+#: classes' ``create_event_loop``/``new_loop`` make mioloop loops.
 CPYTHON_CLASSES = {
     "test_events": ["EPollEventLoopTests"],
     "test_sock_lowlevel": ["EPollEventLoopTests"],
@@ -39,6 +42,32 @@ CPYTHON_CLASSES = {
     "test_sslproto": ["SelectorStartTLSTests"],
 }
 
+#: Modules whose tests take their loop from asyncio's policy
+#: (``asyncio.new_event_loop()``, ``asyncio.run()``, ``asyncio.Runner()``,
+#: ``IsolatedAsyncioTestCase``): run whole, with mioloop's policy. Those a Python
+#: lacks are left out. (test_base_events, test_selector_events, test_unix_events,
+#: test_proactor_events test asyncio's own loop classes: no loop to swap.)
+CPYTHON_MODULES = [
+    "test_context",
+    "test_eager_task_factory",
+    "test_futures",
+    "test_futures2",
+    "test_graph",
+    "test_locks",
+    "test_pep492",
+    "test_protocols",
+    "test_queues",
+    "test_runners",
+    "test_staggered",
+    "test_taskgroups",
+    "test_tasks",
+    "test_threads",
+    "test_timeouts",
+    "test_tools",
+    "test_transports",
+    "test_waitfor",
+]
+
 #: How Tornado's suite runs: with ``mioloop.install()`` (TornadoIOLoop), with
 #: Tornado's asyncio glue over mioloop's loop, on asyncio, on uvloop.
 TORNADO_KINDS = ["mioloop", "mioloop-asyncio", "asyncio", "uvloop"]
@@ -48,10 +77,14 @@ PER_TEST_TIMEOUT = 30
 
 CHILD = r"""
 import asyncio, importlib, json, signal, sys, unittest, traceback
-kind, module_name, class_names = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+kind, module_name, class_names = sys.argv[1], sys.argv[2], sys.argv[3].split(",") if sys.argv[3] else []
 import mioloop
+from mioloop import policy
 if kind == "mioloop":
-    asyncio.set_event_loop_policy(mioloop.EventLoopPolicy())
+    # mioloop's policy, without the warnings asyncio 3.14+ gives for setting one
+    # (the tests check warnings of their own).
+    set_policy = getattr(asyncio.events, "_set_event_loop_policy", asyncio.set_event_loop_policy)
+    set_policy(policy._build()())
 module = importlib.import_module("test.test_asyncio." + module_name)
 
 class Hung(Exception):
@@ -72,6 +105,8 @@ class Timed(unittest.TextTestResult):
 
 suite = unittest.TestSuite()
 loader = unittest.TestLoader()
+if not class_names:
+    suite.addTests(loader.loadTestsFromModule(module))
 for name in class_names:
     cls = getattr(module, name)
     if kind == "mioloop":
@@ -93,14 +128,20 @@ print(json.dumps({
 TORNADO_CHILD = r"""
 import asyncio, sys
 kind = sys.argv[1]
-if kind == "mioloop":
-    # The one-line switch: mioloop's asyncio loop and Tornado's IOLoop on the engine.
+if kind.startswith("mioloop"):
     import mioloop
-    mioloop.install()
-elif kind == "mioloop-asyncio":
-    # Tornado's own asyncio glue (AsyncIOLoop) over mioloop's asyncio loop.
-    import mioloop
-    asyncio.set_event_loop_policy(mioloop.EventLoopPolicy())
+    from mioloop import _tornado_attach, policy
+    set_policy = getattr(asyncio.events, "_set_event_loop_policy", asyncio.set_event_loop_policy)
+    # mioloop loops wherever asyncio's policy makes one, without 3.14's warnings.
+    set_policy(policy._build()())
+    if kind == "mioloop":
+        # What mioloop.install() does: IOLoop() makes a TornadoIOLoop too.
+        from mioloop import _tornado
+        _tornado.install()
+    else:
+        # Tornado's own asyncio glue (AsyncIOMainLoop) over mioloop's loop: mioloop
+        # does not hand Tornado its TornadoIOLoop.
+        _tornado_attach.attach = lambda: None
 elif kind == "uvloop":
     import uvloop
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
@@ -136,34 +177,41 @@ def run_tornado(kind: str) -> dict:
     return {"summary": f"{ran.split(' in ')[0]}; {verdict}", "failed": failed, "returncode": proc.returncode}
 
 
+def cell(counts: dict) -> str:
+    """``passed (fail F, skip S)`` of one run; a test that fails and then errors in
+    its tear-down counts once."""
+    if "crashed" in counts:
+        return f"crashed ({counts['crashed']})"
+    bad = len({test for test, _ in counts["failures"] + counts["errors"]})
+    return f"{counts['run'] - bad - counts['skipped']} (fail {bad}, skip {counts['skipped']})"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", choices=["cpython", "tornado", "all"], default="all")
     parser.add_argument("--modules", nargs="+", default=list(CPYTHON_CLASSES), choices=list(CPYTHON_CLASSES))
+    parser.add_argument(
+        "--all-modules", action="store_true", help="also every module whose tests take their loop from the policy"
+    )
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     report: dict = {"python": sys.version.split()[0]}
     if args.suite in ("cpython", "all"):
         print(f"CPython {report['python']} test.test_asyncio | tests | mioloop pass | asyncio pass")
-        for module in args.modules:
-            classes = CPYTHON_CLASSES[module]
+        package = Path(importlib.util.find_spec("test.test_asyncio").origin).parent  # type: ignore[arg-type,union-attr]
+        plan = [(m, CPYTHON_CLASSES[m]) for m in args.modules]
+        plan += [(m, []) for m in CPYTHON_MODULES if args.all_modules and (package / f"{m}.py").exists()]
+        for module, classes in plan:
             counts = {kind: run_cpython(kind, module, classes, args.verbose) for kind in ("mioloop", "asyncio")}
             report[module] = counts
-            cells = []
-            for kind in ("mioloop", "asyncio"):
-                c = counts[kind]
-                if "crashed" in c:
-                    cells.append(f"crashed ({c['crashed']})")
-                    continue
-                # A test can fail and then error in its tear-down: count it once.
-                bad = len({test for test, _ in c["failures"] + c["errors"]})
-                cells.append(f"{c['run'] - bad - c['skipped']} (fail {bad}, skip {c['skipped']})")
             run = counts["asyncio"].get("run", "?")
-            print(f"{module} | {run} | {cells[0]} | {cells[1]}")
+            print(f"{module} | {run} | {cell(counts['mioloop'])} | {cell(counts['asyncio'])}")
+            theirs = {test for test, _ in counts["asyncio"].get("failures", []) + counts["asyncio"].get("errors", [])}
             mine = counts["mioloop"]
             for test, last in mine.get("failures", []) + mine.get("errors", []):
-                print(f"    mioloop: {test}: {last}")
+                also = " (asyncio too)" if test.replace("OnMioloop", "") in theirs else ""
+                print(f"    mioloop: {test}: {last}{also}")
     if args.suite in ("tornado", "all"):
         for kind in TORNADO_KINDS:
             result = run_tornado(kind)
