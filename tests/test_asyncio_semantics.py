@@ -499,3 +499,16 @@ def test_closing_with_a_task_pending_leaves_it_pending_and_reports_it_when_dropp
         del task
         gc.collect()
     assert any("Task was destroyed but it is pending!" in r.getMessage() for r in caplog.records)
+
+
+def test_a_timer_handle_tells_the_time_it_was_given(loop: asyncio.AbstractEventLoop) -> None:
+    # aiohttp schedules at whole seconds (ceil) and reads the handle's _when back.
+    at_int = loop.call_at(int(loop.time()) + 100, print)
+    at_float = loop.call_at(loop.time() + 100.123456789, print)
+    assert type(at_int.when()) is int and type(at_int._when) is int  # type: ignore[attr-defined]
+    assert at_float.when() == at_float._when  # type: ignore[attr-defined]
+    assert f"when={at_int.when()} " in repr(at_int)
+    loop.set_debug(1)  # any truthy value, as asyncio takes it
+    assert loop.get_debug()
+    at_int.cancel()
+    at_float.cancel()

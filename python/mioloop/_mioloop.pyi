@@ -57,6 +57,9 @@ class TimerHandle:
     def when(self) -> float:
         """The timer's deadline, in the loop's time."""
     @property
+    def _when(self) -> float:
+        """The timer's deadline, as asyncio's TimerHandle keeps it (``when()``)."""
+    @property
     def _source_traceback(self) -> Any:
         """Debug mode: where the handle was made (asyncio's extract_stack()); else None."""
 
@@ -239,7 +242,8 @@ class LoopCore:
     def _close(self) -> list[Any]:
         """Releases everything and returns the objects registered with ``add_handler``."""
     def get_debug(self) -> bool: ...
-    def set_debug(self, enabled: bool) -> None: ...
+    def set_debug(self, enabled: object) -> None:
+        """Turns debug mode on or off (any truthy value turns it on)."""
     def _make_stream_transport(
         self, sock: Any, protocol: Any, extra: dict[str, Any], server: Any = None
     ) -> StreamTransport:

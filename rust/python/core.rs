@@ -155,8 +155,10 @@ impl LoopCore {
         self.debug.load(Ordering::Relaxed)
     }
 
-    fn set_debug(&self, enabled: bool) {
-        self.debug.store(enabled, Ordering::Relaxed);
+    /// Turns debug mode on or off (any truthy value turns it on, as asyncio's does).
+    fn set_debug(&self, enabled: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.debug.store(enabled.is_truthy()?, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Sizes of the engine's queues, for tests and diagnostics: `ready`, `timers`

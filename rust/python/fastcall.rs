@@ -17,7 +17,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::panic::PanicException;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString, PyTuple, PyType};
+use pyo3::types::{PyDict, PyInt, PyString, PyTuple, PyType};
 
 use super::core::LoopCore;
 use super::scheduling::When;
@@ -248,7 +248,10 @@ fastcall_method!(
     ["when", "callback"],
     CONTEXT,
     |_py, core, [when, callback], args, _, context| {
-        let when = When::At(number(&when, "call_at", "when")?);
+        let when = When::At(
+            number(&when, "call_at", "when")?,
+            when.is_instance_of::<PyInt>(),
+        );
         core.asyncio_timer(when, &callback, &args, context.as_deref())
     }
 );
@@ -291,7 +294,10 @@ fastcall_method!(
     ["when", "callback"],
     Keywords::Collect,
     |_py, core, [when, callback], args, kwargs, _| {
-        let when = When::At(number(&when, "call_at", "when")?);
+        let when = When::At(
+            number(&when, "call_at", "when")?,
+            when.is_instance_of::<PyInt>(),
+        );
         core.tornado_timer(when, &callback, &args, kwargs.as_ref())
     }
 );

@@ -121,7 +121,7 @@ pub(crate) fn describe(
     py: Python<'_>,
     name: &str,
     cancelled: bool,
-    when: Option<f64>,
+    when: Option<Py<PyAny>>,
     callback: Option<(Py<PyAny>, Option<Py<PyAny>>)>,
     source_traceback: Option<Py<PyAny>>,
 ) -> PyResult<Py<PyAny>> {

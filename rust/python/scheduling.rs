@@ -21,7 +21,28 @@ use crate::{deadline_after, deadline_at, monotonic_now, nanos_to_secs, Nanos};
 /// (`call_at`).
 pub(crate) enum When {
     After(f64),
-    At(f64),
+    /// The time, and whether it was given as an int (`when()` gives it back so).
+    At(f64, bool),
+}
+
+/// What a `TimerHandle`'s `when()` says: the time `call_at` was given (an int stays
+/// one, as asyncio keeps it), else the deadline on the loop's clock.
+#[derive(Clone, Copy)]
+pub(crate) struct Shown {
+    pub(crate) time: f64,
+    pub(crate) int: bool,
+}
+
+impl Shown {
+    fn of(when: &When, deadline: Nanos) -> Self {
+        match *when {
+            When::At(time, int) => Shown { time, int },
+            When::After(_) => Shown {
+                time: nanos_to_secs(deadline),
+                int: false,
+            },
+        }
+    }
 }
 
 impl LoopCore {
@@ -59,9 +80,9 @@ impl LoopCore {
         args: &Bound<'_, PyTuple>,
         context: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        let (deadline, method) = self.timer_deadline(when)?;
+        let (deadline, method, shown) = self.timer_deadline(when)?;
         let cb = PyCallback::asyncio(callback, args, context, method)?;
-        self.schedule_timer(callback.py(), deadline, cb)
+        self.schedule_timer(callback.py(), deadline, shown, cb)
     }
 
     /// Tornado's `add_callback`.
@@ -90,7 +111,8 @@ impl LoopCore {
         self.check_open()?;
         let deadline = args::tornado_deadline(deadline)?;
         let cb = PyCallback::tornado(callback, args, kwargs, "add_timeout")?;
-        self.schedule_timer(callback.py(), deadline, cb)
+        let shown = Shown::of(&When::After(0.0), deadline);
+        self.schedule_timer(callback.py(), deadline, shown, cb)
     }
 
     /// Tornado's `call_later` and `call_at` (a lone asyncio `context=` keyword is
@@ -102,20 +124,22 @@ impl LoopCore {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
-        let (deadline, method) = self.timer_deadline(when)?;
-        self.schedule_tornado(deadline, callback, args, kwargs, method)
+        let (deadline, method, shown) = self.timer_deadline(when)?;
+        self.schedule_tornado(deadline, shown, callback, args, kwargs, method)
     }
 
     /// What both faces' `call_later` and `call_at` check first (an open loop, its
-    /// own thread), then the deadline and the name of the method that takes `when`.
-    fn timer_deadline(&self, when: When) -> PyResult<(Nanos, &'static str)> {
+    /// own thread), then the deadline, the name of the method that takes `when`, and
+    /// what the handle's `when()` says.
+    fn timer_deadline(&self, when: When) -> PyResult<(Nanos, &'static str, Shown)> {
         self.check_open()?;
         self.check_thread()?;
         let (deadline, method) = match when {
             When::After(delay) => (deadline_after(monotonic_now(), delay), "call_later"),
-            When::At(time) => (deadline_at(time), "call_at"),
+            When::At(time, _) => (deadline_at(time), "call_at"),
         };
-        Ok((deadline.map_err(errors::time_error)?, method))
+        let deadline = deadline.map_err(errors::time_error)?;
+        Ok((deadline, method, Shown::of(&when, deadline)))
     }
 
     /// An asyncio callback and the `Handle` that cancels it (a closed loop refuses).
@@ -135,6 +159,7 @@ impl LoopCore {
         &self,
         py: Python<'_>,
         deadline: Nanos,
+        shown: Shown,
         callback: PyCallback,
     ) -> PyResult<Py<PyAny>> {
         let source = if self.debug.load(std::sync::atomic::Ordering::Relaxed) {
@@ -143,13 +168,7 @@ impl LoopCore {
             None
         };
         let key = self.lock().timers.insert(deadline, callback);
-        timer_handle::new_handle(
-            py,
-            key,
-            nanos_to_secs(deadline),
-            Arc::downgrade(&self.shared),
-            source,
-        )
+        timer_handle::new_handle(py, key, shown, Arc::downgrade(&self.shared), source)
     }
 
     /// Schedules a Tornado-style timer, or an asyncio one if the only keyword is an
@@ -157,6 +176,7 @@ impl LoopCore {
     fn schedule_tornado(
         &self,
         deadline: Nanos,
+        shown: Shown,
         callback: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
@@ -167,12 +187,12 @@ impl LoopCore {
             if let Some(context) = kwargs.get_item(intern!(py, "context"))? {
                 if context::is_context(&context) {
                     let cb = PyCallback::asyncio(callback, args, Some(&context), method)?;
-                    return self.schedule_timer(py, deadline, cb);
+                    return self.schedule_timer(py, deadline, shown, cb);
                 }
             }
         }
         let cb = PyCallback::tornado(callback, args, kwargs, method)?;
-        self.schedule_timer(py, deadline, cb)
+        self.schedule_timer(py, deadline, shown, cb)
     }
 }
 

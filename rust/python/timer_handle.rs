@@ -19,6 +19,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 
 use super::raw_type;
+use super::scheduling::Shown;
 use super::shared::Shared;
 use crate::TimerKey;
 
@@ -26,6 +27,8 @@ use crate::TimerKey;
 struct TimerObject {
     ob_base: ffi::PyObject,
     cancelled: AtomicBool,
+    /// `when` was given as an int: `when()` gives an int back.
+    when_int: bool,
     key: TimerKey,
     when: f64,
     shared: Weak<Shared>,
@@ -45,7 +48,7 @@ static TIMER_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 pub(crate) fn new_handle(
     py: Python<'_>,
     key: TimerKey,
-    when: f64,
+    when: Shown,
     shared: Weak<Shared>,
     source_traceback: Option<Py<PyAny>>,
 ) -> PyResult<Py<PyAny>> {
@@ -58,7 +61,8 @@ pub(crate) fn new_handle(
         let object = raw_type::alloc(py, tp, std::mem::size_of::<TimerObject>())?;
         let timer = object.as_ptr().cast::<TimerObject>();
         std::ptr::addr_of_mut!((*timer).key).write(key);
-        std::ptr::addr_of_mut!((*timer).when).write(when);
+        std::ptr::addr_of_mut!((*timer).when).write(when.time);
+        std::ptr::addr_of_mut!((*timer).when_int).write(when.int);
         std::ptr::addr_of_mut!((*timer).shared).write(shared);
         if let Some(source) = source_traceback {
             (*timer)
@@ -111,11 +115,18 @@ fn timer_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
                         (c"cancelled", cancelled, c"Whether ``cancel()`` was called."),
                         (c"when", when, c"The timer's deadline, in the loop's time."),
                     ],
-                    getters: &[(
-                        c"_source_traceback",
-                        get_source_traceback,
-                        c"Debug mode: where the handle was made (asyncio's extract_stack()); else None.",
-                    )],
+                    getters: &[
+                        (
+                            c"_source_traceback",
+                            get_source_traceback,
+                            c"Debug mode: where the handle was made (asyncio's extract_stack()); else None.",
+                        ),
+                        (
+                            c"_when",
+                            get_when,
+                            c"The timer's deadline, as asyncio's TimerHandle keeps it (when()).",
+                        ),
+                    ],
                     weaklist_offset: std::mem::offset_of!(TimerObject, weakrefs),
                     repr,
                     dealloc,
@@ -164,9 +175,22 @@ unsafe extern "C" fn cancelled(
     unsafe { ffi::PyBool_FromLong(timer(slf).cancelled.load(Ordering::Relaxed).into()) }
 }
 
+/// The timer's deadline as a Python number (an int if `call_at` was given one).
+fn when_object(timer: &TimerObject) -> *mut ffi::PyObject {
+    // SAFETY: the GIL is held (every caller is a slot CPython calls with it); each
+    // returns a new reference or NULL with an error set.
+    unsafe {
+        if timer.when_int {
+            ffi::PyLong_FromDouble(timer.when)
+        } else {
+            ffi::PyFloat_FromDouble(timer.when)
+        }
+    }
+}
+
 unsafe extern "C" fn when(slf: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mut ffi::PyObject {
     // SAFETY: as for `cancel`.
-    unsafe { ffi::PyFloat_FromDouble(timer(slf).when) }
+    when_object(unsafe { timer(slf) })
 }
 
 unsafe extern "C" fn get_source_traceback(
@@ -175,6 +199,11 @@ unsafe extern "C" fn get_source_traceback(
 ) -> *mut ffi::PyObject {
     // SAFETY: as for `cancel`; the field is null or an object the handle owns.
     unsafe { raw_type::new_ref_or_none(timer(slf).source_traceback.load(Ordering::Relaxed)) }
+}
+
+unsafe extern "C" fn get_when(slf: *mut ffi::PyObject, _: *mut c_void) -> *mut ffi::PyObject {
+    // SAFETY: as for `cancel`.
+    when_object(unsafe { timer(slf) })
 }
 
 /// The pending timer's function and arguments, looked up in its loop's heap.
@@ -201,11 +230,19 @@ unsafe extern "C" fn repr(slf: *mut ffi::PyObject) -> *mut ffi::PyObject {
     let source = (!source.is_null())
         // SAFETY: the handle owns it; a new reference, under the GIL.
         .then(|| unsafe { Bound::from_borrowed_ptr(py, source) }.unbind());
+    // SAFETY: a new reference, or NULL with an error set (then taken as the error).
+    let when = match unsafe { Bound::from_owned_ptr_or_err(py, when_object(timer)) } {
+        Ok(when) => when.unbind(),
+        Err(err) => {
+            err.restore(py);
+            return std::ptr::null_mut();
+        }
+    };
     let described = super::handle::describe(
         py,
         "TimerHandle",
         timer.cancelled.load(Ordering::Relaxed),
-        Some(timer.when),
+        Some(when),
         pending_callback(py, timer),
         source,
     );

@@ -7,12 +7,19 @@ fixture), for running other projects' test suites on mioloop:
 
 At the end of the session it says how many mioloop loops were made, so a run that
 never reached mioloop shows.
+
+Suites that run blockbuster (anyio's, aiohttp's) flag blocking calls made on a running
+loop, except in functions of asyncio's own files it lists (``Popen``'s exec-status read
+in ``subprocess_exec``, ``os.sendfile`` in ``sendfile``...). mioloop's methods of the
+same names make the same calls from its own files: the plugin lists them beside
+asyncio's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 from typing import Any
 
 import mioloop
@@ -26,7 +33,32 @@ def _counting_factory() -> Any:
     return mioloop.new_event_loop()
 
 
+#: Where mioloop does what asyncio does in a function of another name.
+_SAME_AS = {"_stop_serving": ["close", "_remove_socket_files"]}
+
+
+def _allow_what_asyncio_is_allowed() -> None:
+    try:
+        from blockbuster import blockbuster as bb  # type: ignore[import-not-found]
+    except ImportError:
+        return
+    ours = [f"mioloop/{path.name}" for path in Path(mioloop.__file__).parent.glob("*.py")]
+    original = bb.BlockBuster.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        for function in self.functions.values():
+            for filename, names in list(function.can_block_functions):
+                if filename.startswith("asyncio/"):
+                    names = {*names, *(alias for name in names for alias in _SAME_AS.get(name, ()))}
+                    for mine in ours:
+                        function.can_block_in(mine, names)
+
+    bb.BlockBuster.__init__ = init
+
+
 def pytest_configure(config: Any) -> None:
+    _allow_what_asyncio_is_allowed()
     base = policy._build()
 
     class Everywhere(base):  # type: ignore[misc,valid-type]

@@ -28,6 +28,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import project_suites
+from project_suites import PROJECTS
+
 #: Modules of test.test_asyncio whose loop classes are swapped for mioloop's: the
 #: classes' ``create_event_loop``/``new_loop`` make mioloop loops.
 CPYTHON_CLASSES = {
@@ -188,7 +191,9 @@ def cell(counts: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--suite", choices=["cpython", "tornado", "all"], default="all")
+    parser.add_argument(
+        "--suite", nargs="+", choices=["cpython", "tornado", *PROJECTS, "all"], default=["cpython", "tornado"]
+    )
     parser.add_argument("--modules", nargs="+", default=list(CPYTHON_CLASSES), choices=list(CPYTHON_CLASSES))
     parser.add_argument(
         "--all-modules", action="store_true", help="also every module whose tests take their loop from the policy"
@@ -197,7 +202,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     report: dict = {"python": sys.version.split()[0]}
-    if args.suite in ("cpython", "all"):
+    suites = set(args.suite) | ({"cpython", "tornado", *PROJECTS} if "all" in args.suite else set())
+    if "cpython" in suites:
         print(f"CPython {report['python']} test.test_asyncio | tests | mioloop pass | asyncio pass")
         package = Path(importlib.util.find_spec("test.test_asyncio").origin).parent  # type: ignore[arg-type,union-attr]
         plan = [(m, CPYTHON_CLASSES[m]) for m in args.modules]
@@ -212,7 +218,16 @@ def main() -> int:
             for test, last in mine.get("failures", []) + mine.get("errors", []):
                 also = " (asyncio too)" if test.replace("OnMioloop", "") in theirs else ""
                 print(f"    mioloop: {test}: {last}{also}")
-    if args.suite in ("tornado", "all"):
+    for name in PROJECTS:
+        if name in suites:
+            result = project_suites.run(PROJECTS[name])
+            report[name] = result
+            print(f"{name} suite: asyncio {result['asyncio']}, mioloop {result['mioloop']}")
+            for test in result["fail_on_mioloop_only"]:
+                print(f"    fails on mioloop only: {test}")
+            for test in result["fail_on_asyncio_only"]:
+                print(f"    fails on asyncio only: {test}")
+    if "tornado" in suites:
         for kind in TORNADO_KINDS:
             result = run_tornado(kind)
             report[f"tornado-{kind}"] = result
