@@ -50,9 +50,9 @@ def _allow_what_asyncio_is_allowed() -> None:
         for function in self.functions.values():
             for filename, names in list(function.can_block_functions):
                 if filename.startswith("asyncio/"):
-                    names = {*names, *(alias for name in names for alias in _SAME_AS.get(name, ()))}
+                    same = {*names, *(alias for name in names for alias in _SAME_AS.get(name, ()))}
                     for mine in ours:
-                        function.can_block_in(mine, names)
+                        function.can_block_in(mine, same)
 
     bb.BlockBuster.__init__ = init
 
