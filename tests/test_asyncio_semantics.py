@@ -512,3 +512,34 @@ def test_a_timer_handle_tells_the_time_it_was_given(loop: asyncio.AbstractEventL
     assert loop.get_debug()
     at_int.cancel()
     at_float.cancel()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="asyncio does so from 3.12 (get_context() is new there)")
+@pytest.mark.parametrize("failing", ["callback", "task"])
+def test_the_exception_handler_runs_in_the_context_of_what_failed(
+    loop: asyncio.AbstractEventLoop, failing: str
+) -> None:
+    # CPython gh-96704: the handler sees the context variables the failure set.
+    seen: list[str] = []
+    loop.set_exception_handler(lambda _, context: seen.append(var.get()))
+
+    def callback() -> None:
+        var.set("inside")
+        raise ZeroDivisionError
+
+    async def task() -> None:
+        var.set("inside")
+        raise ZeroDivisionError
+
+    async def main() -> None:
+        if failing == "callback":
+            handle = loop.call_soon(callback)
+            assert handle.get_context() is not None
+        else:
+            loop.create_task(task())  # dropped: reported as never retrieved
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        gc.collect()
+
+    loop.run_until_complete(main())
+    assert seen == ["inside"]

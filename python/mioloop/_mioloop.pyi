@@ -41,6 +41,8 @@ class Handle:
         """Cancels the callback; does nothing if it already ran."""
     def cancelled(self) -> bool:
         """Whether ``cancel()`` was called."""
+    def get_context(self) -> contextvars.Context | None:
+        """The ``contextvars.Context`` the callback runs in (None once it ran)."""
     @property
     def _source_traceback(self) -> Any:
         """Debug mode: where the handle was made (asyncio's extract_stack()); else None."""

@@ -362,8 +362,16 @@ class EventLoop(  # type: ignore[misc]
         if handler is None:
             self.default_exception_handler(context)
             return
+        # The handler runs in the context of what failed (a task, a future, a
+        # handle), as asyncio's does (CPython gh-96704).
+        thing = context.get("task") or context.get("future") or context.get("handle")
+        get_context = getattr(thing, "get_context", None)
+        failed_in = get_context() if get_context is not None else None
         try:
-            handler(self, context)
+            if failed_in is not None:
+                failed_in.run(handler, self, context)
+            else:
+                handler(self, context)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:

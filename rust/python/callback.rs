@@ -95,7 +95,13 @@ impl PyCallback {
         } else {
             None
         };
-        let handle = Handle::new(py, &self.func, self.args.as_ref(), source)?;
+        let handle = Handle::new(
+            py,
+            &self.func,
+            self.args.as_ref(),
+            self.context.object(),
+            source,
+        )?;
         self.handle = Some(handle.clone_ref(py));
         Ok((self, handle))
     }

@@ -72,6 +72,11 @@ impl CallbackContext {
         }
     }
 
+    /// The `contextvars.Context` object.
+    pub(crate) fn object(&self) -> &Py<PyAny> {
+        &self.0
+    }
+
     /// Runs `f` in this context (see [`run_in`]).
     pub(crate) fn run<T>(&self, py: Python<'_>, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
         run_in(py, &self.0, f)

@@ -31,6 +31,8 @@ struct HandleObject {
     /// from the `PyCallback` that owns them.
     func: AtomicPtr<ffi::PyObject>,
     args: AtomicPtr<ffi::PyObject>,
+    /// The `contextvars.Context` it runs in, borrowed likewise.
+    context: AtomicPtr<ffi::PyObject>,
     /// Debug mode: where the handle was made (owned), else null.
     source_traceback: AtomicPtr<ffi::PyObject>,
     /// Debug mode: the repr it had when cancelled (owned), kept as asyncio keeps
@@ -45,13 +47,14 @@ static HANDLE_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 pub(crate) struct Handle(Py<PyAny>);
 
 impl Handle {
-    /// A new handle, not cancelled, of the callback `func(*args)` (which must
-    /// outlive the handle's view of it: [`Handle::forget_callback`]), made where
-    /// `source_traceback` says (debug mode).
+    /// A new handle, not cancelled, of the callback `func(*args)` run in `context`
+    /// (which must outlive the handle's view of them: [`Handle::forget_callback`]),
+    /// made where `source_traceback` says (debug mode).
     pub(crate) fn new(
         py: Python<'_>,
         func: &Py<PyAny>,
         args: Option<&Py<pyo3::types::PyTuple>>,
+        context: &Py<PyAny>,
         source_traceback: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         let tp = handle_type(py)?;
@@ -65,6 +68,7 @@ impl Handle {
             args.map_or(std::ptr::null_mut(), |a| a.as_ptr()),
             Ordering::Relaxed,
         );
+        this.context.store(context.as_ptr(), Ordering::Relaxed);
         if let Some(source) = source_traceback {
             this.source_traceback
                 .store(source.into_ptr(), Ordering::Relaxed);
@@ -87,6 +91,7 @@ impl Handle {
         let this = self.fields();
         this.func.store(std::ptr::null_mut(), Ordering::Relaxed);
         this.args.store(std::ptr::null_mut(), Ordering::Relaxed);
+        this.context.store(std::ptr::null_mut(), Ordering::Relaxed);
     }
 
     /// The Python object.
@@ -160,6 +165,11 @@ fn create_type(py: Python<'_>) -> PyResult<Py<PyType>> {
                     c"Cancels the callback; does nothing if it already ran.",
                 ),
                 (c"cancelled", cancelled, c"Whether ``cancel()`` was called."),
+                (
+                    c"get_context",
+                    get_context,
+                    c"The ``contextvars.Context`` the callback runs in (None once it ran).",
+                ),
             ],
             getters: &[(
                 c"_source_traceback",
@@ -196,6 +206,14 @@ unsafe extern "C" fn cancelled(
 ) -> *mut ffi::PyObject {
     // SAFETY: as for `cancel`.
     unsafe { ffi::PyBool_FromLong(handle(slf).cancelled.load(Ordering::Relaxed).into()) }
+}
+
+unsafe extern "C" fn get_context(
+    slf: *mut ffi::PyObject,
+    _: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: as for `cancel`; the pointer is live while non-null (see the notes).
+    unsafe { raw_type::new_ref_or_none(handle(slf).context.load(Ordering::Relaxed)) }
 }
 
 unsafe extern "C" fn get_source_traceback(
