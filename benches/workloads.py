@@ -237,6 +237,17 @@ def _asyncio_loop(face: Face) -> Any:
     return getattr(face.loop, "asyncio_loop", face.loop)
 
 
+def _rate_of_task(face: Face, main: Any, n: int) -> float:
+    """Runs the coroutine ``main`` as a task until it stops the loop; returns ``n``
+    per second of it."""
+    task = _asyncio_loop(face).create_task(main)
+    start = time.perf_counter()
+    face.run()
+    elapsed = time.perf_counter() - start
+    task.result()
+    return n / elapsed
+
+
 def task_steps(face: Face, n: int) -> float:
     """A task awaiting ``asyncio.sleep(0)`` ``n`` times (a Task step each); returns
     steps/s."""
@@ -246,12 +257,7 @@ def task_steps(face: Face, n: int) -> float:
             await asyncio.sleep(0)
         face.stop()
 
-    task = _asyncio_loop(face).create_task(main())
-    start = time.perf_counter()
-    face.run()
-    elapsed = time.perf_counter() - start
-    task.result()
-    return n / elapsed
+    return _rate_of_task(face, main(), n)
 
 
 def future_wakeups(face: Face, n: int) -> float:
@@ -266,12 +272,7 @@ def future_wakeups(face: Face, n: int) -> float:
             await future
         face.stop()
 
-    task = loop.create_task(main())
-    start = time.perf_counter()
-    face.run()
-    elapsed = time.perf_counter() - start
-    task.result()
-    return n / elapsed
+    return _rate_of_task(face, main(), n)
 
 
 WORKLOADS: dict[str, tuple[Callable[[Face, int], float], int, str]] = {
