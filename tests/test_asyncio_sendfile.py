@@ -7,7 +7,9 @@ import asyncio
 import io
 import os
 import socket
+import sys
 import tempfile
+from asyncio.constants import _SendfileMode
 from collections.abc import Awaitable, Iterator
 from typing import Any, TypeVar
 
@@ -135,3 +137,46 @@ def test_a_peer_gone_mid_file_raises_connection_error(loop: asyncio.AbstractEven
     closing, position = run(loop, main())
     assert closing
     assert position < len(DATA)
+
+
+#: asyncio leaves a file's position at the offset when nothing was sent from 3.14
+#: on (before, it left it where it was); mioloop does so on every version.
+POSITION_FIXED = ["mioloop", "asyncio"] if sys.version_info >= (3, 14) else ["mioloop"]
+
+
+@pytest.mark.parametrize("loop", POSITION_FIXED, indirect=True)
+@pytest.mark.parametrize("fallback", [False, True])
+def test_sendfile_from_the_end_sends_nothing_and_leaves_the_position_there(
+    loop: asyncio.AbstractEventLoop, data_file: Any, fallback: bool
+) -> None:
+    async def main() -> tuple[int, bytes, int]:
+        transport, peer = await connected(loop)
+        data_file.seek(123)
+        if fallback:
+            transport._sendfile_compatible = _SendfileMode.FALLBACK  # type: ignore[attr-defined]
+        sent = await loop.sendfile(transport, data_file, len(DATA))
+        transport.close()
+        got = await receive_all(loop, peer)
+        peer.close()
+        return sent, got, data_file.tell()
+
+    assert run(loop, main()) == (0, b"", len(DATA))
+
+
+@pytest.mark.parametrize("loop", POSITION_FIXED, indirect=True)
+def test_sock_sendfile_sends_from_the_offset_whatever_the_position(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> tuple[int, bytes, int]:
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        b.setblocking(False)
+        with tempfile.TemporaryFile() as f, a, b:
+            f.write(b"abcdef")  # the positions are at the end now
+            f.flush()
+            unbacked = io.BytesIO(b"abcdef")
+            unbacked.seek(6)
+            copied = await loop.sock_sendfile(a, unbacked, 0)  # no fd: copied
+            sent = await loop.sock_sendfile(a, f, 0)
+            a.shutdown(socket.SHUT_WR)
+            return copied + sent, await receive_all(loop, b), f.tell() + unbacked.tell()
+
+    assert run(loop, main()) == (12, b"abcdefabcdef", 12)

@@ -500,3 +500,36 @@ def test_shutdown_timeout_aborts_a_peer_that_never_answers_close_notify(loop: as
         sock.close()
     assert 0.2 < took < 5
     assert exc is None or isinstance(exc, (TimeoutError, ConnectionError))
+
+
+#: asyncio hands a server's buffered bytes to start_tls's TLS protocol from 3.14
+#: (CPython gh-142352); mioloop does on every version with that TLS protocol.
+BUFFERED_HELLO = ["mioloop", "asyncio"] if sys.version_info >= (3, 14) else ["mioloop"]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10's TLS protocol buffers nothing before its handshake")
+@pytest.mark.parametrize("loop", BUFFERED_HELLO, indirect=True)
+def test_start_tls_on_a_server_uses_the_hello_already_read(loop: asyncio.AbstractEventLoop) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # The client's hello is in the reader's buffer before the server upgrades.
+        while not reader._buffer:  # type: ignore[attr-defined]
+            await asyncio.sleep(0.01)
+        await writer.start_tls(server_context())
+        line = await reader.readline()
+        writer.write(line.upper())
+        await writer.drain()
+        writer.close()
+
+    async def main() -> bytes:
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await writer.start_tls(client_context(), server_hostname="localhost")
+        writer.write(b"ping\n")
+        reply = await reader.readline()
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return reply
+
+    assert run(loop, main()) == b"PING\n"

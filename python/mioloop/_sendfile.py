@@ -60,8 +60,9 @@ async def send_file_range(
 ) -> int:
     """Sends the file from ``offset`` to ``end`` with ``send(position, size)`` (a
     ``sendfile(2)`` call), waiting with ``wait_writable()`` when the socket is full;
-    returns the bytes sent, and leaves the file position after them. A first call
-    that ``sendfile(2)`` refuses raises ``SendfileNotAvailableError``."""
+    returns the bytes sent, and leaves the file position after them (at ``offset``
+    if none were). A first call that ``sendfile(2)`` refuses raises
+    ``SendfileNotAvailableError``."""
     position, total = offset, 0
     try:
         while position < end:
@@ -79,7 +80,7 @@ async def send_file_range(
             position += sent
             total += sent
     finally:
-        if total > 0:
+        if hasattr(file, "seek"):
             file.seek(position)
     return total
 
@@ -164,8 +165,8 @@ async def copy_file_range(
 ) -> int:
     """Reads the file from ``offset`` (``count`` bytes, or to its end) in a thread,
     a block at a time, and hands each block to ``write``; returns the bytes copied
-    and leaves the file position after them."""
-    if offset:
+    and leaves the file position after them (at ``offset`` if none were)."""
+    if hasattr(file, "seek"):
         file.seek(offset)
     view = memoryview(bytearray(min(count, _FALLBACK_BLOCK) if count else _FALLBACK_BLOCK))
     total = 0

@@ -72,6 +72,19 @@ class Tls:
         )
 
 
+def _hand_over_buffered(protocol: asyncio.BaseProtocol, tls_protocol: Any) -> None:
+    """A server's stream reader may hold the client's first TLS bytes (its hello,
+    read before ``start_tls``): they go to the TLS protocol, as asyncio does from
+    3.14 (CPython gh-142352), instead of waiting for bytes that already came. (3.10's
+    TLS protocol has no buffer before its handshake starts: nothing to do there.)"""
+    reader = getattr(protocol, "_stream_reader", None) if isinstance(protocol, asyncio.StreamReaderProtocol) else None
+    incoming = getattr(tls_protocol, "_incoming", None)
+    buffered = getattr(reader, "_buffer", None)
+    if buffered and incoming is not None:
+        incoming.write(buffered)
+        buffered.clear()
+
+
 def _need_ssl_module() -> None:
     if _ssl is None:  # pragma: no cover
         raise RuntimeError("Python ssl module is not available")
@@ -175,6 +188,8 @@ class TlsMethods:
         tls_protocol = tls.protocol(self, protocol, waiter, call_connection_made=False)  # type: ignore[arg-type]
         # Nothing is read until the TLS protocol is in place.
         transport.pause_reading()  # type: ignore[attr-defined]
+        if server_side:
+            _hand_over_buffered(protocol, tls_protocol)
         transport.set_protocol(tls_protocol)
         made = self.call_soon(tls_protocol.connection_made, transport)
         resumed = self.call_soon(transport.resume_reading)  # type: ignore[attr-defined]

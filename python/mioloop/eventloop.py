@@ -267,23 +267,35 @@ class EventLoop(  # type: ignore[misc]
         *,
         name: str | None = None,
         context: contextvars.Context | None = None,
+        **kwargs: Any,
     ) -> asyncio.Task[_T]:
         """Schedules a coroutine as an asyncio ``Task`` on this loop (made by the
-        task factory, if one is set)."""
+        task factory, if one is set). Other keyword arguments (``eager_start``...)
+        go to the ``Task`` or the factory, from Python 3.13 as asyncio's do; from
+        3.14 the factory gets ``name`` and ``context`` too."""
         if self.is_closed():
             raise RuntimeError("Event loop is closed")
-        if self._task_factory is not None:
-            task = (
-                self._task_factory(self, coro) if context is None else self._task_factory(self, coro, context=context)
-            )
+        if kwargs and sys.version_info < (3, 13):
+            raise TypeError(f"create_task() got an unexpected keyword argument {next(iter(kwargs))!r}")
+        factory = self._task_factory
+        if factory is not None and sys.version_info >= (3, 14):
+            if name is not None:
+                kwargs["name"] = name
+            if context is not None:
+                kwargs["context"] = context
+            return factory(self, coro, **kwargs)  # type: ignore[no-any-return]
+        if factory is not None:
+            if context is not None:
+                kwargs["context"] = context
+            task = factory(self, coro, **kwargs)
             if name is not None:
                 task.set_name(name)
             return task  # type: ignore[no-any-return]
         if context is None:
-            return asyncio.Task(coro, loop=self, name=name)
+            return asyncio.Task(coro, loop=self, name=name, **kwargs)
         if sys.version_info < (3, 11):
             return context.run(asyncio.Task, coro, loop=self, name=name)
-        return asyncio.Task(coro, loop=self, name=name, context=context)
+        return asyncio.Task(coro, loop=self, name=name, context=context, **kwargs)
 
     def set_task_factory(self, factory: Callable[..., Any] | None) -> None:
         """Makes ``create_task`` call ``factory(loop, coro)`` (``context=`` too when
