@@ -10,6 +10,7 @@
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod clock;
+pub mod connection;
 mod events;
 mod fd_entry;
 mod fd_io;
