@@ -59,7 +59,7 @@ def make_loop(name: str) -> Any:
 
             return uvloop.new_event_loop()
         if name == "rloop":
-            import rloop  # type: ignore[import-untyped]
+            import rloop
 
             return rloop.new_event_loop()
         if name.startswith("tornado-"):
