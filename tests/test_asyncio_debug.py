@@ -212,8 +212,11 @@ def test_handles_name_their_callback_as_asyncios_do(debug: bool) -> None:
         reprs[name] = [same_but_times(text) for text in shown]
         loop.close()
     assert reprs["mioloop"] == reprs["asyncio"]
-    assert reprs["mioloop"][0].startswith("<Handle noop(1, 'two') at ")
-    assert reprs["mioloop"][1].startswith("<TimerHandle when=T noop(3)() at ")
+    # (From 3.13 asyncio shows a callback's arguments in debug mode only.)
+    shown = debug or sys.version_info < (3, 13)
+    args, partial_args = ("1, 'two'", "3") if shown else ("", "")
+    assert reprs["mioloop"][0].startswith(f"<Handle noop({args}) at ")
+    assert reprs["mioloop"][1].startswith(f"<TimerHandle when=T noop({partial_args})() at ")
     assert ("created at " in reprs["mioloop"][0]) is debug
 
 

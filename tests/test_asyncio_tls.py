@@ -5,11 +5,13 @@ same expectations. The certificates are in ``tests/certs`` (``make.sh``)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
 import ssl
 import sys
 import tempfile
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -533,3 +535,55 @@ def test_start_tls_on_a_server_uses_the_hello_already_read(loop: asyncio.Abstrac
         return reply
 
     assert run(loop, main()) == b"PING\n"
+
+
+#: asyncio's own loop leaves no cycle after a failed handshake from 3.14
+#: (CPython gh-159049); mioloop on every version.
+NO_CYCLES = ["mioloop", "asyncio"] if sys.version_info >= (3, 14) else ["mioloop"]
+
+
+@pytest.mark.parametrize("loop", NO_CYCLES, indirect=True)
+def test_a_refused_certificate_leaves_no_cycle_holding_the_transport(loop: asyncio.AbstractEventLoop) -> None:
+    from asyncio import sslproto
+    from unittest import mock
+
+    made: list[tuple[weakref.ref[asyncio.BaseTransport], Any]] = []
+    server_side_lost = asyncio.Event()
+    connection_made = sslproto.SSLProtocol.connection_made
+    connection_lost = sslproto.SSLProtocol.connection_lost
+
+    def remember(protocol: sslproto.SSLProtocol, transport: asyncio.BaseTransport) -> None:
+        made.append((weakref.ref(transport), transport.get_extra_info("peername")))
+        connection_made(protocol, transport)
+
+    def lost(protocol: sslproto.SSLProtocol, exc: BaseException | None) -> None:
+        if protocol._server_side:
+            server_side_lost.set()
+        connection_lost(protocol, exc)
+
+    async def main() -> int:
+        server = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=server_context())
+        port: int = server.sockets[0].getsockname()[1]
+        with (
+            mock.patch.object(sslproto.SSLProtocol, "connection_made", remember),
+            mock.patch.object(sslproto.SSLProtocol, "connection_lost", lost),
+        ):
+            with pytest.raises(ssl.SSLCertVerificationError):
+                # Not our test CA: the server's certificate is refused.
+                await asyncio.open_connection(
+                    "127.0.0.1", port, ssl=ssl.create_default_context(), server_hostname="localhost"
+                )
+            # The server's end hears of it too, before the loop closes.
+            await asyncio.wait_for(server_side_lost.wait(), 10)
+        server.close()
+        return port
+
+    gc.collect()
+    gc.disable()
+    try:
+        port = run(loop, main())
+        # The client's transport is the one connected to the server's port.
+        clients = [ref() for ref, peer in made if peer[1] == port]
+    finally:
+        gc.enable()
+    assert clients == [None]

@@ -223,6 +223,9 @@ mioloop.run(main())
 
 
 def test_write_after_close_is_ignored(loop: asyncio.AbstractEventLoop) -> None:
+    if isinstance(loop, asyncio.SelectorEventLoop) and sys.version_info[:3] == (3, 13, 0):
+        pytest.skip("asyncio 3.13.0's writelines() after close() raises TypeError (fixed in 3.13.1)")
+
     async def main() -> tuple[bytes, list[Any]]:
         a, b = socket.socketpair()
         transport, proto = await loop.connect_accepted_socket(Recorder, a)

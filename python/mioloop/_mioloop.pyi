@@ -247,9 +247,10 @@ class LoopCore:
     def set_debug(self, enabled: object) -> None:
         """Turns debug mode on or off (any truthy value turns it on)."""
     def _make_stream_transport(
-        self, sock: Any, protocol: Any, extra: dict[str, Any], server: Any = None
+        self, sock: Any, protocol: Any, extra: dict[str, Any], on_lost: Callable[[Any], object] | None = None
     ) -> StreamTransport:
-        """Makes the stream transport of a connected, non-blocking socket."""
+        """Makes the stream transport of a connected, non-blocking socket;
+        ``on_lost(transport)`` is called once its ``connection_lost`` ran."""
     def _make_pipe_transport(
         self, pipe: Any, protocol: Any, extra: dict[str, Any], readable: bool, watch_close: bool
     ) -> StreamTransport:

@@ -84,6 +84,7 @@ async def until_made(loop: Any, transport: Any) -> None:
         await waiter
     except BaseException:
         transport.close()
+        waiter = None  # type: ignore[assignment]  # no cycle through the error (see below)
         raise
 
 
@@ -97,12 +98,16 @@ class NetworkMethods:
     _make_stream_transport: Callable[..., StreamTransport]
 
     def _make_stream(
-        self, sock: socket.socket, protocol: asyncio.BaseProtocol, server: Server | None = None
+        self,
+        sock: socket.socket,
+        protocol: asyncio.BaseProtocol,
+        on_lost: Callable[[asyncio.Transport], None] | None = None,
     ) -> StreamTransport:
-        """The transport of a connected socket (made non-blocking here)."""
+        """The transport of a connected socket (made non-blocking here);
+        ``on_lost(transport)`` is called once its ``connection_lost`` ran."""
         sock.setblocking(False)
         _set_nodelay(sock)
-        return self._make_stream_transport(sock, protocol, socket_extra(sock), server)
+        return self._make_stream_transport(sock, protocol, socket_extra(sock), on_lost)
 
     async def _connected_transport(
         self, sock: socket.socket, protocol_factory: ProtocolFactory, tls: Tls | None = None
@@ -122,6 +127,11 @@ class NetworkMethods:
             await waiter
         except BaseException:
             wire.close()
+            # The error's traceback holds this frame, and the error may sit in a
+            # cycle (the waiter holds it; before 3.14 asyncio's TLS protocol's own
+            # frames do): the frame lets go of the transport and the waiter, so
+            # they are not kept alive with it (CPython gh-109534, gh-159049).
+            waiter = wire = None  # type: ignore[assignment]
             raise
         return tls_protocol._app_transport, protocol
 
@@ -269,7 +279,7 @@ class NetworkMethods:
             sockets = [sock]
         for s in sockets:
             s.setblocking(False)
-        server = Server(self, sockets, protocol_factory, backlog, tls)  # type: ignore[arg-type]
+        server = Server(self, sockets, protocol_factory, backlog, self._make_stream, tls)  # type: ignore[arg-type]
         if start_serving:
             await server.start_serving()
         return server
@@ -412,7 +422,7 @@ class NetworkMethods:
                 raise ValueError("path was not specified, and no sock specified")
             _check_unix_stream(sock)
         sock.setblocking(False)
-        server = Server(self, [sock], protocol_factory, backlog, tls)  # type: ignore[arg-type]
+        server = Server(self, [sock], protocol_factory, backlog, self._make_stream, tls)  # type: ignore[arg-type]
         if cleanup_socket:
             server._remove_file_on_close(sock)
         if start_serving:

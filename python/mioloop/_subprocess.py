@@ -192,6 +192,7 @@ class SubprocessMethods:
         except BaseException:
             transport.close()
             await transport._wait()
+            waiter = None  # type: ignore[assignment]  # no cycle through the error's traceback
             raise
         return transport
 

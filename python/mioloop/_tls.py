@@ -199,5 +199,8 @@ class TlsMethods:
             transport.close()
             made.cancel()
             resumed.cancel()
+            # The waiter holds the error, whose traceback holds this frame: a cycle
+            # that would keep the transport and protocols alive (CPython gh-159049).
+            waiter = None  # type: ignore[assignment]
             raise
         return tls_protocol._app_transport  # type: ignore[return-value]

@@ -13,7 +13,11 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._tls import Tls
-    from .eventloop import EventLoop
+
+#: How a server makes the transport of an accepted connection: ``connect(sock,
+#: protocol, on_lost)``, where ``on_lost(transport)`` is called once the
+#: transport's ``connection_lost`` ran.
+Connect = Callable[[socket.socket, asyncio.BaseProtocol, Callable[[asyncio.Transport], None]], asyncio.Transport]
 
 __all__ = ["Server"]
 
@@ -35,13 +39,15 @@ class Server(asyncio.AbstractServer):
 
     def __init__(
         self,
-        loop: EventLoop,
+        loop: asyncio.AbstractEventLoop,
         sockets: list[socket.socket],
         protocol_factory: Callable[[], asyncio.BaseProtocol],
         backlog: int,
+        connect: Connect,
         tls: Tls | None = None,
     ) -> None:
         self._loop = loop
+        self._connect = connect
         self._tls = tls
         self._sockets: list[socket.socket] | None = sockets
         self._protocol_factory = protocol_factory
@@ -129,7 +135,7 @@ class Server(asyncio.AbstractServer):
                     waiter = self._loop.create_future()
                     waiter.add_done_callback(self._handshake_done)
                     protocol = self._tls.protocol(self._loop, protocol, waiter)
-                self._loop._make_stream(conn, protocol, server=self)
+                self._attach(self._connect(conn, protocol, self._detach))
             except (SystemExit, KeyboardInterrupt):
                 conn.close()
                 raise
@@ -189,7 +195,7 @@ class Server(asyncio.AbstractServer):
         for transport in list(self._clients):
             transport.abort()
 
-    def get_loop(self) -> EventLoop:
+    def get_loop(self) -> asyncio.AbstractEventLoop:
         """The loop the server runs on."""
         return self._loop
 

@@ -74,7 +74,11 @@ fn write_ready<H: Host>(h: &H) -> Result<(), H::Error> {
         return Ok(());
     }
     match h.flush() {
-        Flush::Reported => return Ok(()),
+        // The fd was not drained: come back to what is left.
+        Flush::Reported => {
+            h.still_ready();
+            return Ok(());
+        }
         Flush::Fatal(err, message) => return fatal(h, err, message),
         Flush::Pending => return flow(h, false),
         Flush::Empty => {}
@@ -167,11 +171,18 @@ pub fn force_close<H: Host>(h: &H, exc: Option<H::Error>) -> Result<(), H::Error
 /// writability hears it never comes, and the protocol's `connection_lost(exc)`
 /// runs (on the next iteration with `soon`).
 fn lost<H: Host>(h: &H, exc: Option<H::Error>, soon: bool) -> Result<(), H::Error> {
-    h.unwatch();
+    leave_poll(h);
     if h.with(|c| c.take_awaiting_writable()) {
         h.writable(false)?;
     }
     h.lost(exc, soon)
+}
+
+/// The fd leaves the poll's table, once.
+pub fn leave_poll<H: Host>(h: &H) {
+    if h.with(Connection::unregister) {
+        h.unwatch();
+    }
 }
 
 /// A fatal error: reported as the host does, then the connection is closed at once

@@ -59,7 +59,8 @@ pub trait Host {
     /// Makes the poll watch the fd for `events`.
     fn watch(&self, events: IoEvents) -> Result<(), Self::Error>;
 
-    /// Takes the fd out of the poll's table, if it is still this connection's.
+    /// Takes the fd out of the poll's table, if it is still this connection's
+    /// (called once, by [`driver::leave_poll`](crate::connection::driver::leave_poll)).
     fn unwatch(&self);
 
     /// Reads once from the fd and hands what came to the protocol.

@@ -70,8 +70,6 @@ struct Inner<P> {
     owned: Cell<Option<OwnedFd>>,
     state: RefCell<Connection<WriteQueue>>,
     protocol: P,
-    /// The fd is still in the loop's table.
-    watched: Cell<bool>,
 }
 
 /// A connection on a [`NativeLoop`]: a handle that lends a [`Transport`].
@@ -131,7 +129,6 @@ impl<P: Protocol> NativeConnection<P> {
             owned: Cell::new(Some(fd)),
             state: RefCell::new(Connection::new(kind)),
             protocol,
-            watched: Cell::new(true),
         });
         let on_ready = Rc::clone(&inner);
         ev.add_handler(inner.fd, IoEvents::NONE, move |ev, _, events| {
@@ -242,9 +239,6 @@ impl<P: Protocol> Host for Transport<'_, P> {
     }
 
     fn watch(&self, events: IoEvents) -> io::Result<()> {
-        if !self.conn.watched.get() {
-            return Ok(());
-        }
         let updated = self.ev.borrow_mut().update_handler(self.conn.fd, events);
         updated.map_err(|e| match e {
             FdError::Os(e) => e,
@@ -253,9 +247,7 @@ impl<P: Protocol> Host for Transport<'_, P> {
     }
 
     fn unwatch(&self) {
-        if self.conn.watched.replace(false) {
-            self.ev.borrow_mut().remove_handler(self.conn.fd);
-        }
+        self.ev.borrow_mut().remove_handler(self.conn.fd);
     }
 
     fn read(&self) -> Read<io::Error> {

@@ -17,6 +17,8 @@ use super::errors;
 use super::fd_owner::FdOwner;
 use super::shared::{PyReactor, Shared};
 use super::signals::SignalWakeup;
+use super::transport::{DatagramTransport, Opening, StreamTransport};
+use crate::connection::Kind;
 use crate::{monotonic_now, nanos_to_secs, Poller};
 
 /// The engine behind mioloop's event loops.
@@ -74,6 +76,29 @@ impl LoopCore {
             return Err(errors::forked(self.pid));
         }
         Ok(())
+    }
+
+    /// How a transport of `kind` on `sock` is made on this loop (`slf`).
+    fn opening<'a, 'py>(
+        &'a self,
+        slf: &'a Bound<'py, Self>,
+        sock: &'a Bound<'py, PyAny>,
+        kind: Kind,
+        protocol: &'a Bound<'py, PyAny>,
+        extra: &'a Bound<'py, PyDict>,
+        on_lost: Option<&'a Bound<'py, PyAny>>,
+    ) -> PyResult<Opening<'a, 'py>> {
+        self.check_process()?;
+        Ok(Opening {
+            shared: &self.shared,
+            event_loop: slf.as_any(),
+            fd: super::args::fileno(sock)?,
+            sock,
+            kind,
+            protocol,
+            extra,
+            on_lost,
+        })
     }
 
     /// Empties the reactor and the inbox, for the caller to drop outside the lock.
@@ -180,6 +205,59 @@ impl LoopCore {
             stats.set_item(k, v)?;
         }
         Ok(stats)
+    }
+
+    /// Makes the stream transport of a connected, non-blocking socket;
+    /// `on_lost(transport)` is called once its `connection_lost` ran.
+    #[pyo3(signature = (sock, protocol, extra, on_lost = None))]
+    fn _make_stream_transport(
+        slf: &Bound<'_, Self>,
+        sock: &Bound<'_, PyAny>,
+        protocol: &Bound<'_, PyAny>,
+        extra: &Bound<'_, PyDict>,
+        on_lost: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<StreamTransport>> {
+        let how = slf
+            .get()
+            .opening(slf, sock, Kind::Stream, protocol, extra, on_lost)?;
+        StreamTransport::open(&how)
+    }
+
+    /// Makes the transport of one end of a pipe (non-blocking, checked to be a
+    /// pipe, socket or character device by the caller): `readable` for
+    /// `connect_read_pipe`, else a write pipe that closes when its reader goes
+    /// away if `watch_close` (a pipe or socket; a pty reports no such thing).
+    fn _make_pipe_transport(
+        slf: &Bound<'_, Self>,
+        pipe: &Bound<'_, PyAny>,
+        protocol: &Bound<'_, PyAny>,
+        extra: &Bound<'_, PyDict>,
+        readable: bool,
+        watch_close: bool,
+    ) -> PyResult<Py<StreamTransport>> {
+        let kind = if readable {
+            Kind::ReadPipe
+        } else {
+            Kind::WritePipe { watch_close }
+        };
+        let how = slf.get().opening(slf, pipe, kind, protocol, extra, None)?;
+        StreamTransport::open(&how)
+    }
+
+    /// Makes the datagram transport of a non-blocking datagram socket; `address`
+    /// is the `remote_addr` the endpoint was made with, if any.
+    #[pyo3(signature = (sock, protocol, address, extra))]
+    fn _make_datagram_transport(
+        slf: &Bound<'_, Self>,
+        sock: &Bound<'_, PyAny>,
+        protocol: &Bound<'_, PyAny>,
+        address: Option<&Bound<'_, PyAny>>,
+        extra: &Bound<'_, PyDict>,
+    ) -> PyResult<Py<DatagramTransport>> {
+        let how = slf
+            .get()
+            .opening(slf, sock, Kind::Datagram, protocol, extra, None)?;
+        DatagramTransport::open(&how, address)
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {

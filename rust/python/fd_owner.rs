@@ -6,12 +6,36 @@
 
 use std::sync::Arc;
 
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::callback::PyCallback;
-use super::transport::TransportRef;
 use crate::IoEvents;
+
+/// What runs a transport's readiness: the transport's own function, given the
+/// transport, its fd's token and the events.
+pub(crate) type OnReady = fn(&Bound<'_, PyAny>, mio::Token, IoEvents) -> PyResult<()>;
+
+/// A transport that owns an fd: the object, and what its events run.
+pub(crate) struct TransportRef {
+    pub(crate) object: Py<PyAny>,
+    pub(crate) on_ready: OnReady,
+}
+
+impl TransportRef {
+    pub(crate) fn clone_ref(&self, py: Python<'_>) -> Self {
+        TransportRef {
+            object: self.object.clone_ref(py),
+            on_ready: self.on_ready,
+        }
+    }
+
+    /// Whether this is the transport at `ptr`.
+    pub(crate) fn is(&self, ptr: *const ffi::PyObject) -> bool {
+        std::ptr::eq(self.object.as_ptr(), ptr)
+    }
+}
 
 /// Tornado's `add_handler(fd, handler, events)`: `handler(fileobj, events)`.
 pub(crate) struct TornadoHandler {
@@ -117,7 +141,7 @@ impl FdOwner {
                 }
                 visit.call(&w.fileobj)
             }
-            FdOwner::Transport(t) => t.traverse(visit),
+            FdOwner::Transport(t) => visit.call(&t.object),
         }
     }
 }

@@ -27,6 +27,7 @@ mod fd_owner;
 mod handle;
 mod handlers;
 mod raw_type;
+mod release;
 mod report;
 mod run;
 mod scheduling;

@@ -89,6 +89,29 @@ pub(crate) fn fail(
     })
 }
 
+/// Handles `err`, raised out of `transport`'s I/O (a `connection_lost` called
+/// once its queue was flushed, a failing `shutdown` after `write_eof`...): an
+/// exit is returned, anything else goes to the exception handler with the
+/// transport and its protocol, as asyncio's handles report what its transports'
+/// `_read_ready` and `_write_ready` raise.
+pub(crate) fn fail_transport(
+    event_loop: &Bound<'_, PyAny>,
+    err: PyErr,
+    transport: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let py = event_loop.py();
+    exit_or(py, err, |err| {
+        let context = PyDict::new(py);
+        let message = format!("Exception in callback {}", describe(transport));
+        context.set_item(intern!(py, "message"), message)?;
+        context.set_item(intern!(py, "exception"), err.value(py))?;
+        context.set_item(intern!(py, "transport"), transport)?;
+        let protocol = transport.call_method0(intern!(py, "get_protocol"))?;
+        context.set_item(intern!(py, "protocol"), protocol)?;
+        call_exception_handler(event_loop, context)
+    })
+}
+
 /// Handles `err`, raised by `culprit`, a callback with Tornado's semantics
 /// (`add_callback`, `add_timeout`...): an exit is returned, anything else goes to
 /// `event_loop._tornado_callback_failed(description, callback, exception)`. The

@@ -53,7 +53,9 @@ impl Job {
                 .as_ref()
                 .or(writer.as_ref())
                 .map_or_else(|| Culprit::alone(py.None()), |cb| of(cb)),
-            Job::Fd(_, FdJob::Transport(transport), _) => Culprit::alone(transport.object(py)),
+            Job::Fd(_, FdJob::Transport(transport), _) => {
+                Culprit::alone(transport.object.clone_ref(py))
+            }
         }
     }
 }
@@ -258,7 +260,13 @@ impl LoopCore {
                 drop::<Arc<PyCallback>>(writer);
                 Ok(())
             }
-            FdJob::Transport(transport) => transport.on_ready(py, token, events),
+            FdJob::Transport(transport) => {
+                let object = transport.object.bind(py);
+                match (transport.on_ready)(object, token, events) {
+                    Ok(()) => Ok(()),
+                    Err(err) => report::fail_transport(slf.as_any(), err, object),
+                }
+            }
         }
     }
 }

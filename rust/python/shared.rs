@@ -54,6 +54,11 @@ impl Shared {
         self.reactor.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The reactor's lock, for [`locked`](super::release::locked).
+    pub(crate) fn reactor(&self) -> &Mutex<PyReactor> {
+        &self.reactor
+    }
+
     /// The reactor, unless this or another thread holds it at this instant (a
     /// garbage collector's traversal must not wait).
     pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, PyReactor>> {

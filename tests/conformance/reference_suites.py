@@ -82,6 +82,18 @@ PER_TEST_TIMEOUT = 30
 #: (a server thread of the test waits forever): not run on mioloop from the version
 #: given, counted as skipped, each with why.
 INTERNALS = {
+    "test_events": {
+        test: (
+            (3, 10),
+            "asserts the handle is asyncio's private events._ThreadSafeHandle; the failed"
+            " assertion ends the other thread, and the loop waits for it forever",
+        )
+        for test in (
+            "test_call_soon_threadsafe_handle_block_cancellation",
+            "test_call_soon_threadsafe_handle_block_check_cancelled",
+            "test_call_soon_threadsafe_handle_cancel_other_thread",
+        )
+    },
     "test_ssl": {
         "test_remote_shutdown_receives_trailing_data_on_slow_socket": (
             (3, 14),

@@ -1,291 +1,381 @@
-//! `DatagramTransport`: asyncio's transport for a UDP or Unix datagram socket,
-//! with the reads, the sends and the queue of datagrams waiting for the socket
-//! in Rust.
-//!
-//! Like the stream transport, it owns its fd's entry in the loop's fd table,
-//! edge-triggered: a readiness event reads datagrams until the socket has none
-//! left (a bounded number per event). This module is its state and how it is
-//! made; `datagram_api.rs` is its Python API and `datagram_io.rs` what
-//! readiness and `sendto` do on the socket.
+//! `DatagramTransport`: asyncio's transport of a UDP or Unix datagram socket, on
+//! the connection core. Each readiness event reads datagrams until the socket
+//! has none left (a bounded number); a datagram the socket does not take at once
+//! waits whole, with its address, in the core's queue.
 
-use std::collections::VecDeque;
-use std::os::fd::RawFd;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::io;
 
+use pyo3::exceptions::{
+    PyBlockingIOError, PyInterruptedError, PyOSError, PyTypeError, PyValueError,
+};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyType};
+use pyo3::{PyTraverseError, PyVisit};
 
-use super::common;
-use crate::python::core::LoopCore;
+use super::address;
+use super::bytes_like::BytesLike;
+use super::endpoint::{asyncio_class, Endpoint, Flavor, Opening, Scheduled, State};
+use super::host::PyHost;
+use super::methods::transport_methods;
+use super::stream::after_gate;
+use crate::connection::{driver, DatagramQueue, Flush, Gate, Kind, Outbox, Read};
 use crate::python::errors;
-use crate::python::fd_owner::FdOwner;
-use crate::python::shared::Shared;
-use crate::{Address, IoEvents, SockAddr, Trigger};
+use crate::{Address, IoEvents, SockAddr};
+
+/// The largest datagram read (asyncio's `max_size`; a UDP datagram is < 64 KiB).
+const MAX_DATAGRAM: usize = 256 * 1024;
 
 /// Where a datagram goes.
 pub(super) enum Target {
-    /// The connected peer (`send`).
+    /// The connected peer.
     Peer,
-    /// A numeric address the kernel takes as is (`sendto`).
+    /// A numeric address the kernel takes as is.
     Native(SockAddr),
     /// Any other address (a host name, a Unix path...): the socket object's own
     /// `sendto` resolves it.
     Python(Py<PyAny>),
 }
 
-/// A datagram waiting for the socket to be writable.
+/// The datagram flavor of a transport: what its socket is.
 pub(super) struct Datagram {
-    pub(super) data: Box<[u8]>,
-    pub(super) to: Target,
+    /// The socket's family (`AF_INET`...), for numeric addresses.
+    family: i32,
+    /// The socket is connected: datagrams go to its peer.
+    connected: bool,
+    /// The `remote_addr` it was made with: `sendto` refuses any other.
+    address: Option<Py<PyAny>>,
 }
 
-/// Bytes a queued datagram counts for besides its payload (asyncio's figure for
-/// the header).
-pub(super) const HEADER_SIZE: usize = 8;
+/// The last sender's address and the Python object made for it: the next
+/// datagram from it reuses the object, and a `sendto` to that object (an echo's
+/// reply) reuses the address.
+#[derive(Default)]
+pub(super) struct LastPeer(Option<(SockAddr, Py<PyAny>)>);
 
-/// A datagram transport's state, behind its mutex (never held while Python runs).
-pub(super) struct State {
-    /// `None` once `connection_lost` ran.
-    pub(super) protocol: Option<Py<PyAny>>,
-    pub(super) queue: VecDeque<Datagram>,
-    /// The queued payloads plus `HEADER_SIZE` each: `get_write_buffer_size()`.
-    pub(super) queued: usize,
-    pub(super) flow: common::Flow,
-    /// `connection_made` ran: reading may begin.
-    pub(super) started: bool,
-    pub(super) closing: bool,
-    /// Non-zero once the transport is closed (counts sends made after that).
-    pub(super) conn_lost: u32,
-    /// The fd is in the loop's fd table.
-    pub(super) registered: bool,
-    /// The events the fd table watches for now.
-    pub(super) interest: IoEvents,
-    /// The last sender's address and the Python object made for it: the next
-    /// datagram from it reuses the object, and a `sendto` to that object (an
-    /// echo's reply) reuses the address.
-    pub(super) last_peer: Option<(SockAddr, Py<PyAny>)>,
-}
+impl Flavor for Datagram {
+    type Outbox = DatagramQueue<Target>;
+    type More = LastPeer;
+    const NAME: &'static str = "DatagramTransport";
+    const READS_PER_EVENT: usize = 16;
 
-impl State {
-    /// The Python address of `from`, made once per sender in a row.
-    pub(super) fn peer_object(&mut self, py: Python<'_>, from: SockAddr) -> PyResult<Py<PyAny>> {
-        if let Some((addr, object)) = &self.last_peer {
-            if *addr == from {
-                return Ok(object.clone_ref(py));
+    fn read(h: &PyHost<'_, '_, Self>) -> Read<PyErr> {
+        let py = h.py();
+        let Some(protocol) = h.ep.protocol(py) else {
+            return Read::Blocked;
+        };
+        // The buffer is taken out while in use.
+        let mut buf = std::mem::take(&mut *h.ep.shared.read_buffer());
+        buf.resize(MAX_DATAGRAM, 0);
+        let got = crate::io::recv_from(h.ep.fd, &mut buf)
+            .map(|(n, from)| (PyBytes::new(py, &buf[..n]), from));
+        *h.ep.shared.read_buffer() = buf;
+        let (method, outcome) = match got {
+            Ok((data, from)) => {
+                let addr = match peer_object(h, from) {
+                    Ok(addr) => addr,
+                    Err(e) => return Read::Fatal(e, "Fatal read error on datagram transport"),
+                };
+                let method = intern!(py, "datagram_received");
+                (method, protocol.call_method1(py, method, (data, addr)))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Read::Blocked,
+            Err(e) => {
+                let method = intern!(py, "error_received");
+                let exc = errors::os_error(e);
+                (method, protocol.call_method1(py, method, (exc.value(py),)))
+            }
+        };
+        match outcome {
+            Ok(_) => Read::More,
+            Err(err) => match report_protocol_error(h, &protocol, method, err) {
+                Ok(()) => Read::Reported,
+                Err(exit) => Read::Fatal(exit, "Fatal read error on datagram transport"),
+            },
+        }
+    }
+
+    fn flush(h: &PyHost<'_, '_, Self>) -> Flush<PyErr> {
+        let py = h.py();
+        while let Some(datagram) = h.ep.with(|st, _| st.conn.outbox.pop()) {
+            match send_now(h, &datagram.data, &datagram.to) {
+                Ok(true) => {}
+                Ok(false) => {
+                    h.ep.with(|st, _| st.conn.outbox.push_front(datagram));
+                    return Flush::Pending;
+                }
+                // As asyncio's: the protocol hears of it, the datagram is dropped.
+                Err(err) if err.is_instance_of::<PyOSError>(py) => {
+                    return match error_received(h, err) {
+                        Ok(()) => Flush::Reported,
+                        Err(exit) => Flush::Fatal(exit, "Fatal write error on datagram transport"),
+                    };
+                }
+                Err(err) => return Flush::Fatal(err, "Fatal write error on datagram transport"),
             }
         }
-        let object = super::address::to_python(py, &from)?.unbind();
-        if matches!(
-            from.address(),
-            Address::V4(_) | Address::V6(_) | Address::Unix(_)
-        ) {
-            self.last_peer = Some((from, object.clone_ref(py)));
-        }
-        Ok(object)
+        Flush::Empty
     }
 
-    /// The kernel address of `addr` if it is the last sender's object.
-    pub(super) fn known_peer(&self, addr: &Bound<'_, PyAny>) -> Option<SockAddr> {
-        match &self.last_peer {
-            Some((sockaddr, object)) if addr.is(object) => Some(sockaddr.clone()),
-            _ => None,
+    fn traverse(st: &State<Self>, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some((_, object)) = &st.more.0 {
+            visit.call(object)?;
         }
-    }
-
-    /// The events the transport needs now.
-    pub(super) fn wanted(&self) -> IoEvents {
-        let mut events = IoEvents::NONE;
-        if self.conn_lost > 0 {
-            return events;
-        }
-        if self.started && !self.closing {
-            events |= IoEvents::READ;
-        }
-        if !self.queue.is_empty() {
-            events |= IoEvents::WRITE;
-        }
-        events
-    }
-
-    /// Queues `data` for `to`.
-    pub(super) fn enqueue(&mut self, data: &[u8], to: Target) {
-        self.queued += data.len() + HEADER_SIZE;
-        self.queue.push_back(Datagram {
-            data: data.into(),
-            to,
+        let mut result = Ok(());
+        st.conn.outbox.for_each_target(|to| {
+            if let (Target::Python(addr), Ok(())) = (to, &result) {
+                result = visit.call(addr);
+            }
         });
+        result
     }
 
-    /// Takes the next queued datagram.
-    pub(super) fn dequeue(&mut self) -> Option<Datagram> {
-        let datagram = self.queue.pop_front()?;
-        self.queued -= datagram.data.len() + HEADER_SIZE;
-        Some(datagram)
+    fn scheduled() -> &'static Scheduled {
+        static SCHEDULED: Scheduled = Scheduled::new();
+        &SCHEDULED
     }
 
-    /// Puts a datagram the socket did not take back at the front.
-    pub(super) fn requeue(&mut self, datagram: Datagram) {
-        self.queued += datagram.data.len() + HEADER_SIZE;
-        self.queue.push_front(datagram);
+    fn class_for_isinstance(py: Python<'_>, _: Kind) -> PyResult<Bound<'_, PyType>> {
+        static DATAGRAM: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+        asyncio_class(py, &DATAGRAM, "DatagramTransport")
     }
+}
+
+/// The Python address of `from`, made once per sender in a row.
+fn peer_object(h: &PyHost<'_, '_, Datagram>, from: SockAddr) -> PyResult<Py<PyAny>> {
+    let py = h.py();
+    let known = h.ep.with(|st, _| match &st.more.0 {
+        Some((addr, object)) if *addr == from => Some(object.clone_ref(py)),
+        _ => None,
+    });
+    if let Some(object) = known {
+        return Ok(object);
+    }
+    let object = address::to_python(py, &from)?.unbind();
+    if matches!(
+        from.address(),
+        Address::V4(_) | Address::V6(_) | Address::Unix(_)
+    ) {
+        let kept = (from, object.clone_ref(py));
+        h.ep.with(|st, release| release.later(st.more.0.replace(kept)));
+    }
+    Ok(object)
+}
+
+/// Sends one datagram now: `Ok(false)` if the socket's buffer is full.
+fn send_now(h: &PyHost<'_, '_, Datagram>, data: &[u8], to: &Target) -> PyResult<bool> {
+    let py = h.py();
+    let sent = match to {
+        Target::Peer => crate::io::send_to(h.ep.fd, data, None),
+        Target::Native(addr) => crate::io::send_to(h.ep.fd, data, Some(addr)),
+        Target::Python(addr) => {
+            let sendto = intern!(py, "sendto");
+            return match h
+                .ep
+                .sock
+                .call_method1(py, sendto, (PyBytes::new(py, data), addr))
+            {
+                Ok(_) => Ok(true),
+                Err(e)
+                    if e.is_instance_of::<PyBlockingIOError>(py)
+                        || e.is_instance_of::<PyInterruptedError>(py) =>
+                {
+                    Ok(false)
+                }
+                Err(e) => Err(e),
+            };
+        }
+    };
+    match sent {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+        Err(e) => Err(errors::os_error(e)),
+    }
+}
+
+/// Tells the protocol's `error_received` of `err`; what it raises is reported.
+fn error_received(h: &PyHost<'_, '_, Datagram>, err: PyErr) -> PyResult<()> {
+    let py = h.py();
+    let Some(protocol) = h.ep.protocol(py) else {
+        return Ok(());
+    };
+    let method = intern!(py, "error_received");
+    match protocol.call_method1(py, method, (err.value(py),)) {
+        Ok(_) => Ok(()),
+        Err(e) => report_protocol_error(h, &protocol, method, e),
+    }
+}
+
+/// Reports what a datagram protocol's `method` raised, naming it as asyncio's
+/// handles name a callback.
+fn report_protocol_error(
+    h: &PyHost<'_, '_, Datagram>,
+    protocol: &Py<PyAny>,
+    method: &Bound<'_, pyo3::types::PyString>,
+    err: PyErr,
+) -> PyResult<()> {
+    let culprit = protocol.bind(h.py()).getattr(method)?;
+    let name = culprit
+        .repr()
+        .map_or_else(|_| method.to_string(), |r| r.to_string());
+    h.report(&format!("Exception in callback {name}"), err)
 }
 
 /// asyncio's datagram transport on mioloop's engine.
 #[pyclass(frozen, weakref, dict, module = "mioloop._mioloop")]
-pub(crate) struct DatagramTransport {
-    pub(super) event_loop: Py<PyAny>,
-    pub(super) shared: Arc<Shared>,
-    pub(super) fd: RawFd,
-    /// The socket's family (`AF_INET`...), for numeric addresses.
-    pub(super) family: i32,
-    pub(super) sock: Py<PyAny>,
-    pub(super) extra: Py<PyDict>,
-    /// The socket is connected: datagrams go to its peer.
-    pub(super) connected: bool,
-    /// The `remote_addr` it was made with: `sendto` refuses any other.
-    pub(super) address: Option<Py<PyAny>>,
-    /// A copy of the context current when the transport was made: the protocol's
-    /// callbacks that I/O triggers run in it.
-    pub(super) context: Py<PyAny>,
-    pub(super) state: Mutex<State>,
-}
+pub(crate) struct DatagramTransport(Endpoint<Datagram>);
+
+transport_methods!(DatagramTransport, Datagram);
 
 impl DatagramTransport {
-    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
-        // No code panics while holding it; a poisoned state is still consistent.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Brings the fd table's interest in line with what the state wants.
-    pub(super) fn sync_interest(&self, st: &mut State) -> PyResult<()> {
-        let want = st.wanted();
-        common::sync_interest(&self.shared, self.fd, st.registered, &mut st.interest, want)
-    }
-
-    /// Nothing more is read or sent from now on; the fd leaves the loop's table
-    /// (its entry is returned, to drop outside every lock).
-    pub(super) fn mark_lost(&self, st: &mut State) -> Option<FdOwner> {
-        st.conn_lost += 1;
-        if !std::mem::take(&mut st.registered) {
-            return None;
-        }
-        common::take_fd_if_ours(&self.shared, self.fd, (self as *const Self).cast())
-    }
-
-    /// Drops the queue and the fd at once; `connection_lost(exc)` follows on the
-    /// next iteration.
-    pub(super) fn force_close(
-        slf: &Bound<'_, Self>,
-        exc: Option<Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        let py = slf.py();
-        let this = slf.get();
-        let owner = {
-            let mut st = this.lock();
-            if st.conn_lost > 0 {
-                return Ok(());
-            }
-            st.queue.clear();
-            st.queued = 0;
-            st.closing = true;
-            this.mark_lost(&mut st)
-        };
-        drop(owner);
-        this.schedule_connection_lost(slf, exc.unwrap_or_else(|| py.None().into_bound(py)))
-    }
-
-    pub(super) fn schedule_connection_lost(
-        &self,
-        slf: &Bound<'_, Self>,
-        exc: Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        let py = slf.py();
-        let func = slf.getattr(intern!(py, "_call_connection_lost"))?;
-        common::call_soon(&self.shared, &func, &PyTuple::new(py, [exc])?)
-    }
-}
-
-impl Drop for DatagramTransport {
-    fn drop(&mut self) {
-        let st = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if common::mark_dropped_open(&mut st.closing, st.conn_lost) {
-            common::warn_unclosed(format!("<DatagramTransport fd={}>", self.fd), &self.sock);
-        }
-    }
-}
-
-impl super::finalize::Finalize for DatagramTransport {
-    fn finalize(slf: &Bound<'_, Self>) {
-        let this = slf.get();
-        let open = {
-            let st = &mut *this.lock();
-            common::mark_dropped_open(&mut st.closing, st.conn_lost)
-        };
-        if open {
-            common::warn_unclosed(format!("<DatagramTransport fd={}>", this.fd), &this.sock);
-        }
-    }
-}
-
-#[pymethods]
-impl LoopCore {
-    /// Makes the datagram transport of a non-blocking datagram socket: the fd is
-    /// registered at once, `protocol.connection_made(transport)` runs on the next
+    /// Makes the transport of a non-blocking datagram socket: its fd is
+    /// registered at once, the protocol's `connection_made` runs on the next
     /// iteration, and reading starts after it. `address` is the `remote_addr` the
     /// endpoint was made with, if any.
-    #[pyo3(signature = (sock, protocol, address, extra))]
-    fn _make_datagram_transport(
-        slf: &Bound<'_, Self>,
-        sock: &Bound<'_, PyAny>,
-        protocol: &Bound<'_, PyAny>,
+    pub(crate) fn open(
+        how: &Opening<'_, '_>,
         address: Option<&Bound<'_, PyAny>>,
-        extra: &Bound<'_, PyDict>,
-    ) -> PyResult<Py<DatagramTransport>> {
-        let py = slf.py();
-        let this = slf.get();
-        this.check_process()?;
-        let fd = super::super::args::fileno(sock)?;
-        crate::io::no_sigpipe(fd).map_err(errors::os_error)?;
-        let family: i32 = sock.getattr(intern!(py, "family"))?.extract()?;
-        let connected = match extra.get_item(intern!(py, "peername"))? {
+    ) -> PyResult<Py<Self>> {
+        let py = how.sock.py();
+        let family: i32 = how.sock.getattr(intern!(py, "family"))?.extract()?;
+        let connected = match how.extra.get_item(intern!(py, "peername"))? {
             Some(peer) => peer.is_truthy()?,
             None => false,
         };
-        let transport = Py::new(
-            py,
-            DatagramTransport {
-                event_loop: slf.clone().into_any().unbind(),
-                shared: this.shared.clone(),
-                fd,
-                family,
-                sock: sock.clone().unbind(),
-                extra: extra.clone().unbind(),
-                connected,
-                address: address.filter(|a| !a.is_none()).map(|a| a.clone().unbind()),
-                context: crate::python::context::capture(py)?,
-                state: Mutex::new(State {
-                    protocol: Some(protocol.clone().unbind()),
-                    queue: VecDeque::new(),
-                    queued: 0,
-                    flow: common::Flow::new()?,
-                    started: false,
-                    closing: false,
-                    conn_lost: 0,
-                    registered: true,
-                    interest: IoEvents::NONE,
-                    last_peer: None,
-                }),
-            },
-        )?;
-        let owner = FdOwner::Transport(super::TransportRef::Datagram(transport.clone_ref(py)));
-        let added = this.lock().add_fd(fd, IoEvents::NONE, Trigger::Edge, owner);
-        drop(added.map_err(errors::fd_error)?);
+        let flavor = Datagram {
+            family,
+            connected,
+            address: address.filter(|a| !a.is_none()).map(|a| a.clone().unbind()),
+        };
+        let transport = Py::new(py, DatagramTransport(Endpoint::new(how, flavor)?))?;
         let bound = transport.bind(py);
-        let made = protocol.getattr(intern!(py, "connection_made"))?;
-        common::call_soon(&this.shared, &made, &PyTuple::new(py, [bound])?)?;
-        let start = bound.getattr(intern!(py, "_start_reading"))?;
-        common::call_soon(&this.shared, &start, &PyTuple::empty(py))?;
+        Endpoint::open(bound.as_any(), &bound.get().0, how.protocol, on_ready)?;
         Ok(transport)
+    }
+
+    /// Where a datagram for `addr` goes. Python runs here (an address's
+    /// `__index__`), outside every lock.
+    fn target(&self, py: Python<'_>, addr: Option<&Bound<'_, PyAny>>) -> Target {
+        let ours = &self.0.flavor;
+        if ours.connected {
+            return Target::Peer;
+        }
+        let Some(addr) = addr else {
+            return Target::Python(py.None());
+        };
+        let known = self.0.with(|st, _| match &st.more.0 {
+            Some((sockaddr, object)) if addr.is(object) => Some(sockaddr.clone()),
+            _ => None,
+        });
+        match known.or_else(|| address::from_numeric(addr, ours.family)) {
+            Some(native) => Target::Native(native),
+            None => Target::Python(addr.clone().unbind()),
+        }
+    }
+}
+
+/// Runs readiness of a datagram transport's fd, in the context it was made in.
+fn on_ready(obj: &Bound<'_, PyAny>, token: mio::Token, events: IoEvents) -> PyResult<()> {
+    let transport = obj.cast::<DatagramTransport>()?;
+    let ep = &transport.get().0;
+    crate::python::context::run_in(obj.py(), &ep.context, || {
+        driver::ready(&ep.host(obj, Some(token)), events)
+    })
+}
+
+/// What `sendto` does with a datagram, decided under the lock.
+enum Sendto {
+    /// Nothing (an empty datagram before 3.13, or a dropped one).
+    Gated(Gate),
+    /// Datagrams wait: it was queued behind them.
+    Queued,
+    /// Send it now (queued if the socket is full).
+    Now,
+    /// asyncio sends it anyway on a closed transport made without
+    /// `remote_addr` (until its socket is closed), and drops it if it would
+    /// block.
+    Regardless,
+}
+
+#[pymethods]
+impl DatagramTransport {
+    /// Sends `data` (bytes, bytearray or memoryview) to `addr`, or to the
+    /// connected peer or `remote_addr` when `addr` is `None`. A datagram the
+    /// socket cannot take at once is queued; an `OSError` goes to the protocol's
+    /// `error_received`.
+    #[pyo3(signature = (data, addr = None))]
+    fn sendto(
+        slf: &Bound<'_, Self>,
+        data: &Bound<'_, PyAny>,
+        addr: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        if !(data.is_instance_of::<PyBytes>()
+            || data.is_instance_of::<PyByteArray>()
+            || data.is_instance_of::<PyMemoryView>())
+        {
+            return Err(PyTypeError::new_err(format!(
+                "data argument must be a bytes-like object, not '{}'",
+                data.get_type().name()?
+            )));
+        }
+        let mut addr = addr.filter(|a| !a.is_none());
+        if let Some(fixed) = &this.0.flavor.address {
+            let fixed = fixed.bind(py);
+            if let Some(given) = &addr {
+                if !given.eq(fixed)? {
+                    return Err(PyValueError::new_err(format!(
+                        "Invalid address: must be None or {}",
+                        fixed.str()?
+                    )));
+                }
+            }
+            addr = Some(fixed.clone());
+        }
+        let bytes = BytesLike::new(data)?;
+        let bytes = bytes.as_slice();
+        // Before 3.13 asyncio drops an empty datagram; from 3.13 it sends it.
+        if bytes.is_empty() && py.version_info() < (3, 13) {
+            return Ok(());
+        }
+        let target = this.target(py, addr.as_ref());
+        let h = this.0.host(slf.as_any(), None);
+        let fixed = this.0.flavor.address.is_some();
+        let step = h.ep.with(|st, _| {
+            if st.conn.is_lost() && !fixed && !st.finished {
+                return Sendto::Regardless;
+            }
+            match st.conn.gate(bytes.len(), true) {
+                Gate::Open if !st.conn.outbox.is_empty() => Sendto::Queued,
+                Gate::Open => Sendto::Now,
+                gate => Sendto::Gated(gate),
+            }
+        });
+        match step {
+            Sendto::Gated(gate) => return after_gate(py, gate),
+            Sendto::Queued => h.ep.with(|st, _| st.conn.outbox.push(bytes, target)),
+            Sendto::Now | Sendto::Regardless => match send_now(&h, bytes, &target) {
+                Ok(true) => return Ok(()),
+                Ok(false) if matches!(step, Sendto::Regardless) => return Ok(()),
+                Ok(false) => {
+                    h.ep.with(|st, _| st.conn.outbox.push(bytes, target));
+                    driver::sync(&h)?;
+                }
+                Err(err) if err.is_instance_of::<PyOSError>(py) => {
+                    let Some(protocol) = h.ep.protocol(py) else {
+                        return Ok(());
+                    };
+                    return protocol
+                        .call_method1(py, intern!(py, "error_received"), (err.value(py),))
+                        .map(drop);
+                }
+                Err(err) => {
+                    return driver::fatal(&h, err, "Fatal write error on datagram transport")
+                }
+            },
+        }
+        driver::flow(&h, true)
     }
 }

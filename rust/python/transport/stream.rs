@@ -1,377 +1,318 @@
-//! `StreamTransport`: asyncio's transport for a connected TCP or Unix stream
-//! socket, with the reads and the write buffer in Rust.
-//!
-//! The transport owns its fd's entry in the loop's fd table, edge-triggered:
-//! reads go on until the socket is drained (a short read or `WouldBlock`), and a
-//! write that the socket does not take at once is queued here, not in Python.
-//! This module is its state and how it is made; `stream_api.rs` is its Python API
-//! and `stream_io.rs` what readiness runs.
+//! `StreamTransport`: asyncio's transport of a connected stream socket (TCP,
+//! Unix) or of a pipe's end (`connect_read_pipe`, `connect_write_pipe`), on the
+//! connection core. Reads go to `data_received` (or straight into a
+//! `BufferedProtocol`'s buffer); writes the socket does not take at once wait in
+//! the core's queue.
 
-use std::os::fd::RawFd;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyNotImplementedError, PyRuntimeError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyType};
+use pyo3::{PyTraverseError, PyVisit};
 
-use super::common;
-use crate::python::core::LoopCore;
+use super::bytes_like::{with_bytes, with_writable, BytesLike};
+use super::endpoint::{asyncio_class, Endpoint, Flavor, Opening, Scheduled, State};
+use super::host::PyHost;
+use super::methods::transport_methods;
+use crate::connection::{driver, Flush, Gate, Kind, Read, Refused};
 use crate::python::errors;
-use crate::python::fd_owner::FdOwner;
-use crate::python::shared::Shared;
-use crate::{IoEvents, Trigger, WriteQueue};
+use crate::{IoEvents, WriteQueue};
 
-/// What the transport's fd is: a connected stream socket, or one end of a pipe
-/// (a FIFO, a pty, or a socket used as a pipe by `connect_read_pipe` /
-/// `connect_write_pipe`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
-    Socket,
-    /// Read only: EOF closes the transport.
-    ReadPipe,
-    /// Write only; with `watch_close`, the fd is watched for the reader going
-    /// away (a pipe or socket: it reports an error or EOF then), which closes the
-    /// transport.
-    WritePipe {
-        watch_close: bool,
-    },
-}
+/// The size of a read (and of each loop's shared read buffer).
+const READ_SIZE: usize = 256 * 1024;
 
-/// A stream transport's state, behind its mutex (never held while Python runs).
-pub(super) struct State {
-    /// `None` once `connection_lost` ran.
-    pub(super) protocol: Option<Py<PyAny>>,
-    /// The protocol is an `asyncio.BufferedProtocol`: reads go into its buffer.
-    pub(super) buffered: bool,
-    pub(super) server: Option<Py<PyAny>>,
-    pub(super) queue: WriteQueue,
-    pub(super) flow: common::Flow,
-    pub(super) reading_paused: bool,
-    /// `connection_made` ran: reading may begin.
-    pub(super) started: bool,
-    /// The peer's EOF arrived and the protocol kept the transport open.
-    pub(super) eof_received: bool,
-    pub(super) closing: bool,
-    /// `write_eof()` was called.
-    pub(super) eof_requested: bool,
-    /// Non-zero once the connection is lost (counts writes made after that).
-    pub(super) conn_lost: u32,
-    /// The fd is in the loop's fd table.
-    pub(super) registered: bool,
-    /// The events the fd table watches for now.
-    pub(super) interest: IoEvents,
-    /// `loop.sendfile` is sending from a file: `write()` is refused meanwhile.
-    pub(super) sendfile_active: bool,
-    /// A future resolved once the buffer is empty and the socket writable
-    /// (`_wait_writable`, for `loop.sendfile`).
-    pub(super) writable_waiter: Option<Py<PyAny>>,
-}
+/// The stream flavor of a transport.
+pub(super) struct Stream;
 
-impl State {
-    /// Refuses `method` (`write`, `writelines`) after `write_eof()` or while a
-    /// sendfile is in progress.
-    pub(super) fn check_writable(&self, kind: Kind, method: &str) -> PyResult<()> {
-        if kind == Kind::ReadPipe {
-            return Err(PyRuntimeError::new_err(format!(
-                "{method}() on a read pipe transport: it only reads"
-            )));
+impl Flavor for Stream {
+    type Outbox = WriteQueue;
+    type More = ();
+    const NAME: &'static str = "StreamTransport";
+    const READS_PER_EVENT: usize = 4;
+
+    fn read(h: &PyHost<'_, '_, Self>) -> Read<PyErr> {
+        let Some(protocol) = h.ep.protocol(h.py()) else {
+            return Read::Blocked;
+        };
+        if h.ep.with(|st, _| st.buffered) {
+            read_into_buffer(h, protocol.bind(h.py()))
+        } else {
+            read_to_bytes(h, protocol.bind(h.py()))
         }
-        if self.eof_requested {
-            return Err(PyRuntimeError::new_err(format!(
-                "Cannot call {method}() after write_eof()"
-            )));
-        }
-        if self.sendfile_active {
-            return Err(PyRuntimeError::new_err(
-                "unable to write; sendfile is in progress",
-            ));
-        }
+    }
+
+    fn flush(h: &PyHost<'_, '_, Self>) -> Flush<PyErr> {
+        driver::flush_stream(h, h.ep.fd)
+    }
+
+    fn traverse(_: &State<Self>, _: &PyVisit<'_>) -> Result<(), PyTraverseError> {
         Ok(())
     }
 
-    /// The events a transport of `kind` needs now.
-    pub(super) fn wanted(&self, kind: Kind) -> IoEvents {
-        let mut events = IoEvents::NONE;
-        if self.conn_lost > 0 {
-            return events;
+    fn scheduled() -> &'static Scheduled {
+        static SCHEDULED: Scheduled = Scheduled::new();
+        &SCHEDULED
+    }
+
+    fn class_for_isinstance(py: Python<'_>, kind: Kind) -> PyResult<Bound<'_, PyType>> {
+        static STREAM: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+        static READ_PIPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+        static WRITE_PIPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+        match kind {
+            Kind::ReadPipe => asyncio_class(py, &READ_PIPE, "ReadPipeTransport"),
+            Kind::WritePipe { .. } => asyncio_class(py, &WRITE_PIPE, "WritePipeTransport"),
+            Kind::Stream | Kind::Datagram => asyncio_class(py, &STREAM, "StreamTransport"),
         }
-        let reads = match kind {
-            Kind::Socket | Kind::ReadPipe => !self.reading_paused && !self.eof_received,
-            Kind::WritePipe { watch_close } => watch_close,
-        };
-        if self.started && reads && !self.closing {
-            events |= IoEvents::READ;
+    }
+}
+
+/// `Protocol`: a read into the loop's buffer, passed on as `bytes`.
+fn read_to_bytes(h: &PyHost<'_, '_, Stream>, protocol: &Bound<'_, PyAny>) -> Read<PyErr> {
+    let py = h.py();
+    // The buffer is taken out while in use: a re-entrant read (none is expected)
+    // would get a buffer of its own.
+    let mut buf = std::mem::take(&mut *h.ep.shared.read_buffer());
+    buf.resize(READ_SIZE, 0);
+    let deliver = |data: &[u8]| {
+        let data = PyBytes::new(py, data);
+        protocol
+            .call_method1(intern!(py, "data_received"), (data,))
+            .map(drop)
+    };
+    let failed = "Fatal error: protocol.data_received() call failed.";
+    let read = driver::read_stream(h, h.ep.fd, &mut buf, deliver, failed);
+    *h.ep.shared.read_buffer() = buf;
+    read
+}
+
+/// `BufferedProtocol`: a read straight into the protocol's own buffer.
+fn read_into_buffer(h: &PyHost<'_, '_, Stream>, protocol: &Bound<'_, PyAny>) -> Read<PyErr> {
+    let py = h.py();
+    let failed = "Fatal error: protocol.get_buffer() call failed.";
+    let buf = match protocol.call_method1(intern!(py, "get_buffer"), (-1,)) {
+        Ok(buf) => buf,
+        Err(e) => return Read::Fatal(e, failed),
+    };
+    let got = with_writable(&buf, |mem| {
+        if mem.is_empty() {
+            return Err(PyRuntimeError::new_err(
+                "get_buffer() returned an empty buffer",
+            ));
         }
-        if !self.queue.is_empty() || self.writable_waiter.is_some() {
-            events |= IoEvents::WRITE;
-        }
-        events
+        Ok((crate::io::read(h.ep.fd, mem), mem.len()))
+    });
+    drop(buf);
+    let (read, size) = match got.and_then(|r| r) {
+        Ok(done) => done,
+        Err(e) => return Read::Fatal(e, failed),
+    };
+    match read {
+        Ok(0) => Read::Eof,
+        Ok(n) => match protocol.call_method1(intern!(py, "buffer_updated"), (n,)) {
+            Ok(_) if n < size => Read::Drained,
+            Ok(_) => Read::More,
+            Err(e) => Read::Fatal(e, "Fatal error: protocol.buffer_updated() call failed."),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Read::Blocked,
+        Err(e) => Read::Fatal(errors::os_error(e), "Fatal read error on socket transport"),
     }
 }
 
 /// asyncio's stream transport on mioloop's engine.
 #[pyclass(frozen, weakref, dict, module = "mioloop._mioloop")]
-pub(crate) struct StreamTransport {
-    pub(super) event_loop: Py<PyAny>,
-    pub(super) shared: Arc<Shared>,
-    pub(super) fd: RawFd,
-    /// A socket, or which end of a pipe (fixed when the transport is made).
-    pub(super) kind: Kind,
-    pub(super) sock: Py<PyAny>,
-    pub(super) extra: Py<PyDict>,
-    /// A copy of the context current when the transport was made: the protocol's
-    /// callbacks that I/O triggers run in it (asyncio's reader and writer handles
-    /// hold such a copy).
-    pub(super) context: Py<PyAny>,
-    pub(super) state: Mutex<State>,
-}
+pub(crate) struct StreamTransport(Endpoint<Stream>);
 
-pub(super) fn is_buffered(protocol: &Bound<'_, PyAny>) -> PyResult<bool> {
-    let py = protocol.py();
-    let buffered = py
-        .import(intern!(py, "asyncio"))?
-        .getattr(intern!(py, "BufferedProtocol"))?;
-    protocol.is_instance(&buffered)
-}
+transport_methods!(StreamTransport, Stream);
 
 impl StreamTransport {
-    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
-        // No code panics while holding it; a poisoned state is still consistent.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Makes the transport of a connected, non-blocking socket or pipe end
+    /// (`how.kind`): its fd is registered at once, the protocol's
+    /// `connection_made` runs on the next iteration, and reading starts after it.
+    pub(crate) fn open(how: &Opening<'_, '_>) -> PyResult<Py<StreamTransport>> {
+        let py = how.sock.py();
+        let transport = Py::new(py, StreamTransport(Endpoint::new(how, Stream)?))?;
+        let bound = transport.bind(py);
+        Endpoint::open(bound.as_any(), &bound.get().0, how.protocol, on_ready)?;
+        Ok(transport)
+    }
+
+    fn host<'a, 'py>(slf: &'a Bound<'py, Self>) -> PyHost<'a, 'py, Stream> {
+        slf.get().0.host(slf.as_any(), None)
     }
 
     /// Refuses `method` (`pause_reading`...) on a write pipe, which only writes:
     /// `NotImplementedError`, as asyncio's `ReadTransport` methods raise.
-    pub(super) fn check_reads(&self, method: &str) -> PyResult<()> {
-        if let Kind::WritePipe { .. } = self.kind {
-            return Err(pyo3::exceptions::PyNotImplementedError::new_err(format!(
+    fn check_reads(&self, method: &str) -> PyResult<()> {
+        if let Kind::WritePipe { .. } = self.0.with(|st, _| st.conn.kind()) {
+            return Err(PyNotImplementedError::new_err(format!(
                 "{method}() on a write pipe transport: it only writes"
             )));
         }
         Ok(())
     }
-
-    /// Brings the fd table's interest in line with what the state wants.
-    pub(super) fn sync_interest(&self, st: &mut State) -> PyResult<()> {
-        let want = st.wanted(self.kind);
-        common::sync_interest(&self.shared, self.fd, st.registered, &mut st.interest, want)
-    }
-
-    /// Takes the fd out of the loop's table, if it is still this transport's; the
-    /// entry is returned for the caller to drop outside every lock.
-    pub(super) fn unregister(&self, st: &mut State) -> Option<FdOwner> {
-        if !std::mem::take(&mut st.registered) {
-            return None;
-        }
-        common::take_fd_if_ours(&self.shared, self.fd, (self as *const Self).cast())
-    }
-
-    /// The connection is lost from now on: nothing more is read or written, and
-    /// the fd leaves the loop's table (its entry is returned, to drop outside every
-    /// lock). `connection_lost` is the caller's to call or schedule.
-    pub(super) fn mark_lost(&self, st: &mut State) -> Option<FdOwner> {
-        st.conn_lost += 1;
-        self.unregister(st)
-    }
-
-    /// Schedules `func(*args)` on the loop's next iteration.
-    pub(super) fn call_soon(
-        &self,
-        func: &Bound<'_, PyAny>,
-        args: &Bound<'_, PyTuple>,
-    ) -> PyResult<()> {
-        common::call_soon(&self.shared, func, args)
-    }
-
-    /// Drops the buffer and the fd at once; `connection_lost(exc)` follows on the
-    /// next iteration.
-    pub(super) fn force_close(
-        slf: &Bound<'_, Self>,
-        exc: Option<Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        let this = slf.get();
-        let owner = {
-            let mut st = this.lock();
-            if st.conn_lost > 0 {
-                return Ok(());
-            }
-            st.queue.clear();
-            st.closing = true;
-            this.mark_lost(&mut st)
-        };
-        drop(owner);
-        this.schedule_connection_lost(slf, exc)
-    }
-
-    pub(super) fn schedule_connection_lost(
-        &self,
-        slf: &Bound<'_, Self>,
-        exc: Option<Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        let py = slf.py();
-        let func = slf.getattr(intern!(py, "_call_connection_lost"))?;
-        let exc = exc.unwrap_or_else(|| py.None().into_bound(py));
-        self.call_soon(&func, &PyTuple::new(py, [exc])?)
-    }
-
-    /// Sends `data` on the fd: `send` on a socket (no `SIGPIPE`), `write` on a pipe.
-    pub(super) fn send(&self, data: &[u8]) -> std::io::Result<usize> {
-        match self.kind {
-            Kind::Socket => crate::io::send(self.fd, data),
-            Kind::ReadPipe | Kind::WritePipe { .. } => crate::io::write(self.fd, data),
-        }
-    }
-
-    /// Sends several buffers in one call.
-    pub(super) fn send_vectored(&self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
-        match self.kind {
-            Kind::Socket => crate::io::send_vectored(self.fd, bufs),
-            Kind::ReadPipe | Kind::WritePipe { .. } => crate::io::write_vectored(self.fd, bufs),
-        }
-    }
-
-    /// Writes `data` now if nothing is queued, else queues it; returns the error
-    /// of a failed send.
-    pub(super) fn send_or_queue(&self, st: &mut State, data: &[u8]) -> Result<(), std::io::Error> {
-        if !st.queue.is_empty() {
-            st.queue.push(data);
-            return Ok(());
-        }
-        match self.send(data) {
-            Ok(n) => st.queue.push(&data[n..]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => st.queue.push(data),
-            Err(e) => return Err(e),
-        }
-        Ok(())
-    }
-
-    /// After a write: watch for writability if bytes are queued, and pause the
-    /// protocol past the high-water mark; a failed send is a fatal error.
-    pub(super) fn after_write(
-        slf: &Bound<'_, Self>,
-        sent: Result<(), std::io::Error>,
-    ) -> PyResult<()> {
-        let this = slf.get();
-        if let Err(e) = sent {
-            return Self::fatal_error(
-                slf,
-                errors::os_error(e),
-                "Fatal write error on socket transport",
-            );
-        }
-        let interest = {
-            let mut st = this.lock();
-            this.sync_interest(&mut st)
-        };
-        if let Err(e) = interest {
-            return Self::fatal_error(slf, e, "Fatal write error on socket transport");
-        }
-        Self::maybe_pause_protocol(slf)
-    }
 }
 
-impl StreamTransport {
-    /// Makes a transport of `kind` on the non-blocking fd of `sock`: the fd is
-    /// registered at once, `protocol.connection_made(transport)` runs on the next
-    /// iteration, and reading starts after it.
-    pub(super) fn open(
-        slf: &Bound<'_, LoopCore>,
-        kind: Kind,
-        sock: &Bound<'_, PyAny>,
-        protocol: &Bound<'_, PyAny>,
-        extra: &Bound<'_, PyDict>,
-        server: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<StreamTransport>> {
-        let py = slf.py();
-        let this = slf.get();
-        this.check_process()?;
-        let fd = super::super::args::fileno(sock)?;
-        if matches!(kind, Kind::Socket) {
-            crate::io::no_sigpipe(fd).map_err(errors::os_error)?;
-        }
-        let transport = Py::new(
-            py,
-            StreamTransport {
-                event_loop: slf.clone().into_any().unbind(),
-                shared: this.shared.clone(),
-                fd,
-                sock: sock.clone().unbind(),
-                extra: extra.clone().unbind(),
-                kind,
-                context: crate::python::context::capture(py)?,
-                state: Mutex::new(State {
-                    protocol: Some(protocol.clone().unbind()),
-                    buffered: is_buffered(protocol)?,
-                    server: server.filter(|s| !s.is_none()).map(|s| s.clone().unbind()),
-                    queue: WriteQueue::new(),
-                    flow: common::Flow::new()?,
-                    reading_paused: false,
-                    started: false,
-                    eof_received: false,
-                    closing: false,
-                    eof_requested: false,
-                    conn_lost: 0,
-                    registered: true,
-                    interest: IoEvents::NONE,
-                    sendfile_active: false,
-                    writable_waiter: None,
-                }),
-            },
-        )?;
-        let owner = FdOwner::Transport(super::TransportRef::Stream(transport.clone_ref(py)));
-        let added = this.lock().add_fd(fd, IoEvents::NONE, Trigger::Edge, owner);
-        drop(added.map_err(errors::fd_error)?);
-        let bound = transport.bind(py);
-        let t = bound.get();
-        t.call_soon(
-            &protocol.getattr(intern!(py, "connection_made"))?,
-            &PyTuple::new(py, [bound])?,
-        )?;
-        t.call_soon(
-            &bound.getattr(intern!(py, "_start_reading"))?,
-            &PyTuple::empty(py),
-        )?;
-        if let Some(server) = server.filter(|s| !s.is_none()) {
-            server.call_method1(intern!(py, "_attach"), (bound,))?;
-        }
-        Ok(transport)
-    }
+/// Runs readiness of a stream transport's fd, in the context it was made in.
+fn on_ready(obj: &Bound<'_, PyAny>, token: mio::Token, events: IoEvents) -> PyResult<()> {
+    let transport = obj.cast::<StreamTransport>()?;
+    let ep = &transport.get().0;
+    crate::python::context::run_in(obj.py(), &ep.context, || {
+        driver::ready(&ep.host(obj, Some(token)), events)
+    })
 }
 
-impl Drop for StreamTransport {
-    fn drop(&mut self) {
-        let st = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if common::mark_dropped_open(&mut st.closing, st.conn_lost) {
-            common::warn_unclosed(format!("<StreamTransport fd={}>", self.fd), &self.sock);
-        }
-    }
+/// `RuntimeError` for a write the state refuses.
+pub(super) fn refused(method: &str, why: Refused) -> PyErr {
+    PyRuntimeError::new_err(match why {
+        Refused::ReadPipe => format!("{method}() on a read pipe transport: it only reads"),
+        Refused::AfterEof => format!("Cannot call {method}() after write_eof()"),
+        Refused::Sendfile => "unable to write; sendfile is in progress".to_owned(),
+    })
 }
 
-impl super::finalize::Finalize for StreamTransport {
-    fn finalize(slf: &Bound<'_, Self>) {
-        let this = slf.get();
-        let open = {
-            let st = &mut *this.lock();
-            common::mark_dropped_open(&mut st.closing, st.conn_lost)
-        };
-        if open {
-            common::warn_unclosed(format!("<StreamTransport fd={}>", this.fd), &this.sock);
-        }
+/// Logs asyncio's warning for writes to a lost connection.
+pub(super) fn warn_write_after_loss(py: Python<'_>) -> PyResult<()> {
+    py.import(intern!(py, "logging"))?
+        .call_method1(intern!(py, "getLogger"), ("asyncio",))?
+        .call_method1(intern!(py, "warning"), ("socket.send() raised exception.",))?;
+    Ok(())
+}
+
+/// What a write's gate means to the caller: the warning past a few writes to a
+/// lost connection.
+pub(super) fn after_gate(py: Python<'_>, gate: Gate) -> PyResult<()> {
+    match gate {
+        Gate::Dropped { warn: true } => warn_write_after_loss(py),
+        _ => Ok(()),
     }
 }
 
 #[pymethods]
-impl LoopCore {
-    /// Makes the stream transport of a connected, non-blocking socket.
-    #[pyo3(signature = (sock, protocol, extra, server = None))]
-    fn _make_stream_transport(
-        slf: &Bound<'_, Self>,
-        sock: &Bound<'_, PyAny>,
-        protocol: &Bound<'_, PyAny>,
-        extra: &Bound<'_, PyDict>,
-        server: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<StreamTransport>> {
-        StreamTransport::open(slf, Kind::Socket, sock, protocol, extra, server)
+impl StreamTransport {
+    /// Writes `data` (bytes-like) without blocking: what the socket does not take
+    /// at once is queued and sent when it is writable.
+    fn write(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let h = Self::host(slf);
+        let fd = h.ep.fd;
+        let written = with_bytes(data, |bytes| {
+            driver::write(&h, bytes.len(), false, |c| {
+                let kind = c.kind();
+                driver::send_or_queue(&mut c.outbox, kind, fd, bytes)
+            })
+        })??;
+        after_gate(slf.py(), written.map_err(|why| refused("write", why))?)
+    }
+
+    /// Writes every bytes-like object of `list_of_data`, in order, in one
+    /// vectored send if the socket takes them.
+    fn writelines(slf: &Bound<'_, Self>, list_of_data: &Bound<'_, PyAny>) -> PyResult<()> {
+        // All or nothing: a bad item is refused before any byte is queued.
+        let chunks: Vec<BytesLike<'_>> = list_of_data
+            .try_iter()?
+            .map(|chunk| BytesLike::new(&chunk?))
+            .collect::<PyResult<_>>()?;
+        let total = chunks.iter().map(|c| c.as_slice().len()).sum();
+        let h = Self::host(slf);
+        let fd = h.ep.fd;
+        let written = driver::write(&h, total, false, |c| {
+            for chunk in &chunks {
+                c.outbox.push(chunk.as_slice());
+            }
+            let kind = c.kind();
+            c.outbox
+                .flush(|bufs| driver::send_vectored(kind, fd, bufs))
+                .map(drop)
+        })?;
+        after_gate(slf.py(), written.map_err(|why| refused("writelines", why))?)
+    }
+
+    /// Closes the write end once the queued data is sent: the peer sees EOF. A
+    /// write pipe closes (a pipe has no half-close).
+    fn write_eof(slf: &Bound<'_, Self>) -> PyResult<()> {
+        driver::write_eof(&Self::host(slf))?.map_err(|why| refused("write_eof", why))
+    }
+
+    /// Whether `write_eof()` is supported: always, for a stream socket.
+    fn can_write_eof(&self) -> bool {
+        true
+    }
+
+    /// `loop.start_tls` may upgrade this transport to TLS.
+    #[classattr]
+    fn _start_tls_compatible() -> bool {
+        true
+    }
+
+    /// Stops calling the protocol's `data_received` until `resume_reading()`.
+    fn pause_reading(slf: &Bound<'_, Self>) -> PyResult<()> {
+        slf.get().check_reads("pause_reading")?;
+        driver::set_reading_paused(&Self::host(slf), true)
+    }
+
+    /// Resumes receiving after `pause_reading()`; data that arrived meanwhile is
+    /// delivered.
+    fn resume_reading(slf: &Bound<'_, Self>) -> PyResult<()> {
+        slf.get().check_reads("resume_reading")?;
+        driver::set_reading_paused(&Self::host(slf), false)
+    }
+
+    /// Whether the transport is receiving.
+    fn is_reading(&self) -> PyResult<bool> {
+        self.check_reads("is_reading")?;
+        Ok(self.0.with(|st, _| st.conn.is_reading()))
+    }
+
+    /// How `loop.sendfile` may use this transport: natively, with `sendfile(2)`.
+    #[classattr]
+    fn _sendfile_compatible(py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(py
+            .import(intern!(py, "asyncio.constants"))?
+            .getattr(intern!(py, "_SendfileMode"))?
+            .getattr(intern!(py, "TRY_NATIVE"))?
+            .unbind())
+    }
+
+    /// Starts a native sendfile: `write()` raises until `_sendfile_end()`. Returns
+    /// the fd to send on.
+    fn _sendfile_begin(&self) -> PyResult<i32> {
+        if !self.0.with(|st, _| st.conn.set_sendfile(true)) {
+            return Err(PyRuntimeError::new_err("Transport is closing"));
+        }
+        Ok(self.0.fd)
+    }
+
+    /// Ends a native sendfile.
+    fn _sendfile_end(&self) {
+        self.0.with(|st, _| st.conn.set_sendfile(false));
+    }
+
+    /// A future resolved once the queued data is sent and the socket is
+    /// writable; it fails with `ConnectionError` if the connection is lost first.
+    fn _wait_writable(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let h = Self::host(slf);
+        let waiter =
+            h.ep.event_loop
+                .call_method0(py, intern!(py, "create_future"))?;
+        let waiting = h.ep.with(|st, release| {
+            let waiting = st.conn.await_writable();
+            if waiting {
+                release.later(st.waiter.replace(waiter.clone_ref(py)));
+            }
+            waiting
+        });
+        if waiting {
+            driver::sync(&h)?;
+        } else {
+            let exc = pyo3::exceptions::PyConnectionError::new_err("Connection is closed by peer");
+            waiter.call_method1(py, intern!(py, "set_exception"), (exc.value(py),))?;
+        }
+        Ok(waiter)
+    }
+
+    /// Ends the connection after a failed sendfile: `connection_lost(exc)` follows.
+    fn _force_close(slf: &Bound<'_, Self>, exc: Bound<'_, PyAny>) -> PyResult<()> {
+        driver::force_close(&Self::host(slf), Some(PyErr::from_value(exc)))
     }
 }
