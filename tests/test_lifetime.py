@@ -319,3 +319,13 @@ def test_a_closed_loop_holds_no_fd_however_long_it_lives(face: str) -> None:
     assert all(loop.is_closed() for loop in kept if isinstance(loop, EventLoop))
     with pytest.raises(RuntimeError, match="closed"):
         kept[0].call_soon(print) if face == "asyncio" else kept[0].add_handler(0, print, IOLoop.READ)
+
+
+def test_a_class_without_the_faces_hooks_cannot_make_a_loop() -> None:
+    from mioloop._mioloop import LoopCore
+
+    class Bare(LoopCore):  # type: ignore[misc]
+        pass
+
+    with pytest.raises(TypeError, match="_dispatch_signals"):
+        Bare()

@@ -267,6 +267,10 @@ def test_a_subprocess_protocols_callbacks_see_the_context_it_was_started_in(
         get_policy = getattr(asyncio.events, "_get_event_loop_policy", asyncio.get_event_loop_policy)
         if hasattr(get_policy(), "_watcher"):
             monkeypatch.setattr(get_policy(), "_watcher", None)
+        # From 3.14 asyncio's loop picks its watcher when it is made.
+        threaded = getattr(asyncio.unix_events, "_ThreadedChildWatcher", None)
+        if hasattr(loop, "_watcher") and threaded is not None:
+            monkeypatch.setattr(loop, "_watcher", threaded())
 
     async def main() -> dict[str, set[str]]:
         var.set("made")

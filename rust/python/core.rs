@@ -9,12 +9,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyDict, PyList, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::callback::PyCallback;
 use super::errors;
 use super::fd_owner::FdOwner;
+use super::hooks::Hooks;
 use super::shared::{PyReactor, Shared};
 use super::signals::SignalWakeup;
 use super::transport::{DatagramTransport, Opening, StreamTransport};
@@ -31,13 +32,15 @@ pub(crate) struct LoopCore {
     /// The process that created the loop (the poll is shared after `fork()`).
     pid: u32,
     pub(crate) debug: AtomicBool,
+    /// The face's methods the engine calls.
+    pub(crate) hooks: Hooks,
 }
 
 /// What `close` takes out of the loop, dropped by the caller outside the lock.
 type Taken = (Vec<PyCallback>, Vec<(RawFd, FdOwner)>, Vec<PyCallback>);
 
 impl LoopCore {
-    fn new() -> io::Result<Self> {
+    fn new(hooks: Hooks) -> io::Result<Self> {
         let poller = Poller::new(1024)?;
         Ok(LoopCore {
             shared: Arc::new(Shared::new(poller.registry())?),
@@ -45,6 +48,7 @@ impl LoopCore {
             poller: Mutex::new(Some(poller)),
             pid: std::process::id(),
             debug: AtomicBool::new(false),
+            hooks,
         })
     }
 
@@ -131,9 +135,14 @@ impl LoopCore {
 #[pymethods]
 impl LoopCore {
     #[new]
+    #[classmethod]
     #[pyo3(signature = (*_args, **_kwargs))]
-    fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
-        Ok(LoopCore::new()?)
+    fn py_new(
+        cls: &Bound<'_, PyType>,
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        Ok(LoopCore::new(Hooks::of(cls)?)?)
     }
 
     /// Returns the current time on the loop's clock (`time.monotonic()`).

@@ -43,11 +43,9 @@ impl LoopCore {
         }
         let py = slf.py();
         let Culprit { func, args, handle } = culprit;
-        slf.call_method1(
-            intern!(py, "_slow_callback"),
-            (func, args, handle, took.as_secs_f64()),
-        )
-        .map(drop)
+        let hook = slf.get().hooks.slow_callback.bind(py);
+        hook.call1((slf, func, args, handle, took.as_secs_f64()))
+            .map(drop)
     }
 
     /// In debug mode, refuses a non-thread-safe call from a thread other than

@@ -9,6 +9,7 @@ use super::context;
 use super::core::LoopCore;
 use super::errors;
 use super::fd_owner::{FdOwner, TornadoHandler};
+use super::release::locked;
 use crate::{IoEvents, Trigger};
 
 #[pymethods]
@@ -33,15 +34,13 @@ impl LoopCore {
             fileobj: fileobj.unbind(),
             context: context::capture(fd.py())?,
         });
-        let replaced = self.lock().add_fd(
-            raw,
-            IoEvents::from_bits_truncate(events),
-            Trigger::Level,
-            owner,
-        );
-        // The owner of a closed fd whose number was reused, dropped outside the lock.
-        drop(replaced.map_err(errors::fd_error)?);
-        Ok(())
+        // The owner of a closed fd whose number was reused: let go of after the lock.
+        locked(self.shared.reactor(), |reactor, release| {
+            let events = IoEvents::from_bits_truncate(events);
+            let replaced = reactor.add_fd(raw, events, Trigger::Level, owner);
+            release.later(replaced.map_err(errors::fd_error)?);
+            Ok(())
+        })
     }
 
     /// Changes the events we listen for on `fd`.
@@ -78,18 +77,17 @@ impl LoopCore {
             // A closed file object (fileno() raises or returns -1): find it by identity.
             _ => None,
         };
-        let removed = {
-            let mut reactor = self.lock();
+        locked(self.shared.reactor(), |reactor, release| {
             let raw = raw.or_else(|| {
                 reactor
                     .fds
                     .find(|owner| owner.fileobj().is_some_and(|f| f.is(fd)))
             });
             let is_handler = |r: &crate::FdEntry<FdOwner>| matches!(r.handler, FdOwner::Handler(_));
-            raw.filter(|&raw| reactor.fds.get(raw).is_some_and(is_handler))
-                .and_then(|raw| reactor.remove_fd(raw))
-        };
-        drop(removed);
+            if let Some(raw) = raw.filter(|&raw| reactor.fds.get(raw).is_some_and(is_handler)) {
+                release.later(reactor.remove_fd(raw));
+            }
+        });
         Ok(())
     }
 }

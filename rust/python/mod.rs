@@ -26,6 +26,7 @@ mod fastcall;
 mod fd_owner;
 mod handle;
 mod handlers;
+mod hooks;
 mod raw_type;
 mod release;
 mod report;

@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::callback::PyCallback;
+use super::hooks::Hooks;
 
 /// What a callback's failure means for the loop.
 pub(crate) enum Failure {
@@ -119,13 +120,15 @@ pub(crate) fn fail_transport(
 /// `tornado.application`); the IOLoop face passes it to its exception handler.
 pub(crate) fn fail_tornado(
     event_loop: &Bound<'_, PyAny>,
+    hooks: &Hooks,
     err: PyErr,
     culprit: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
     let py = event_loop.py();
     exit_or(py, err, |err| {
-        let args = (describe(culprit), culprit, err.value(py));
-        report_to(event_loop, intern!(py, "_tornado_callback_failed"), args)
+        let failed = hooks.tornado_callback_failed.bind(py);
+        let called = failed.call1((event_loop, describe(culprit), culprit, err.value(py)));
+        unraisable_unless_exit(event_loop, called.map(drop))
     })
 }
 
@@ -176,11 +179,16 @@ fn report_to<'py>(
     method: &Bound<'py, pyo3::types::PyString>,
     args: impl pyo3::call::PyCallArgs<'py>,
 ) -> PyResult<()> {
-    let py = event_loop.py();
-    if let Err(report_err) = event_loop.call_method1(method, args) {
-        match classify(py, report_err) {
+    unraisable_unless_exit(event_loop, event_loop.call_method1(method, args).map(drop))
+}
+
+/// An error out of a reporting method is unraisable (reporting one error must
+/// not lose it to another), unless it is an exit.
+fn unraisable_unless_exit(event_loop: &Bound<'_, PyAny>, reported: PyResult<()>) -> PyResult<()> {
+    if let Err(report_err) = reported {
+        match classify(event_loop.py(), report_err) {
             Failure::Exit(exit) => return Err(exit),
-            Failure::Report(e) => e.write_unraisable(py, Some(event_loop)),
+            Failure::Report(e) => e.write_unraisable(event_loop.py(), Some(event_loop)),
         }
     }
     Ok(())
@@ -189,14 +197,15 @@ fn report_to<'py>(
 /// Tornado awaits a coroutine or future returned by a callback, to log its error.
 pub(crate) fn after_tornado_call(
     event_loop: &Bound<'_, PyAny>,
+    hooks: &Hooks,
     result: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
     if result.is_none() {
         return Ok(());
     }
-    let py = event_loop.py();
-    match event_loop.call_method1(intern!(py, "_callback_returned"), (result,)) {
+    let returned = hooks.callback_returned.bind(event_loop.py());
+    match returned.call1((event_loop, result)) {
         Ok(_) => Ok(()),
-        Err(err) => fail_tornado(event_loop, err, result),
+        Err(err) => fail_tornado(event_loop, hooks, err, result),
     }
 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pyo3::exceptions::PyRuntimeError;
-use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -81,17 +80,15 @@ fn same(callback: PyCallback) -> PyCallback {
     callback
 }
 
-/// Hands the signal numbers that arrived to the face's `_dispatch_signals`, which
+/// Hands the signal numbers that arrived to the face's `_dispatch_signals` hook, which
 /// schedules the handlers of `add_signal_handler`.
 fn dispatch_signals(slf: &Bound<'_, LoopCore>, signums: &[u8]) -> PyResult<()> {
     if signums.is_empty() {
         return Ok(());
     }
     let py = slf.py();
-    match slf.getattr_opt(intern!(py, "_dispatch_signals"))? {
-        Some(dispatch) => dispatch.call1((PyBytes::new(py, signums),)).map(drop),
-        None => Ok(()),
-    }
+    let dispatch = slf.get().hooks.dispatch_signals.bind(py);
+    dispatch.call1((slf, PyBytes::new(py, signums))).map(drop)
 }
 
 impl LoopCore {
@@ -207,12 +204,14 @@ impl LoopCore {
             return Ok(());
         }
         match callback.call(py) {
-            Ok(result) if callback.tornado => report::after_tornado_call(slf.as_any(), &result),
+            Ok(result) if callback.tornado => {
+                report::after_tornado_call(slf.as_any(), &self.hooks, &result)
+            }
             Ok(_) => Ok(()),
             // Tornado ignores a callback's CancelledError (asyncio reports it).
             Err(err) if callback.tornado && report::is_cancelled_error(py, &err) => Ok(()),
             Err(err) if callback.tornado => {
-                report::fail_tornado(slf.as_any(), err, callback.func.bind(py))
+                report::fail_tornado(slf.as_any(), &self.hooks, err, callback.func.bind(py))
             }
             Err(err) => report::fail_callback(slf.as_any(), err, callback),
         }
@@ -237,7 +236,7 @@ impl LoopCore {
                     func.call1((fileobj.bind(py), events.bits()))
                 });
                 match outcome {
-                    Ok(result) => report::after_tornado_call(slf.as_any(), &result),
+                    Ok(result) => report::after_tornado_call(slf.as_any(), &self.hooks, &result),
                     Err(err) => report::fail(slf.as_any(), err, func),
                 }
             }

@@ -19,6 +19,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 
 use super::raw_type;
+use super::release::locked;
 use super::scheduling::Shown;
 use super::shared::Shared;
 use crate::TimerKey;
@@ -148,9 +149,9 @@ unsafe fn cancel_timer(slf: *mut ffi::PyObject) {
     // SAFETY: as the caller promises.
     unsafe { raw_type::keep_repr_if_debug(slf, &timer.source_traceback, &timer.repr_cache) };
     if let Some(shared) = timer.shared.upgrade() {
-        // Dropped after the lock is released: dropping may run Python code.
-        let callback = shared.lock().timers.cancel(timer.key);
-        drop(callback);
+        locked(shared.reactor(), |reactor, release| {
+            release.later(reactor.timers.cancel(timer.key));
+        });
     }
 }
 

@@ -13,6 +13,7 @@ use super::callback::PyCallback;
 use super::core::LoopCore;
 use super::errors;
 use super::fd_owner::{FdOwner, Watchers};
+use super::release::{locked, Release};
 use super::shared::PyReactor;
 use crate::{FdError, IoEvents, Trigger};
 
@@ -35,20 +36,20 @@ fn stale(err: &FdError) -> bool {
     matches!(err, FdError::NotRegistered(_))
 }
 
-/// Sets the watcher on `side` of `fd`; returns what it replaced, for the caller to
-/// drop outside the lock.
+/// Sets the watcher on `side` of `fd`; what it replaces or removes goes to
+/// `release`, dropped once the lock is released, on every path.
 fn set_watcher(
     reactor: &mut PyReactor,
+    release: &mut Release,
     fd: RawFd,
     side: Side,
     callback: Arc<PyCallback>,
     fileobj: Option<&Bound<'_, PyAny>>,
-) -> PyResult<Released> {
-    let mut replaced: Released = (None, Vec::new());
+) -> PyResult<()> {
     if let Some(entry) = reactor.fds.get_mut(fd) {
         let interest = match &mut entry.handler {
             FdOwner::Watchers(w) => {
-                replaced.0 = slot(w, side).replace(callback.clone());
+                release.later(slot(w, side).replace(callback.clone()));
                 if w.fileobj.is_none() {
                     w.fileobj = fileobj.map(|o| o.clone().unbind());
                 }
@@ -68,11 +69,9 @@ fn set_watcher(
             }
         };
         match reactor.update_fd(fd, interest) {
-            Ok(()) => return Ok(replaced),
-            Err(e) if stale(&e) => {
-                // The entry belonged to a closed fd: start afresh.
-                replaced.1.extend(reactor.remove_fd(fd));
-            }
+            Ok(()) => return Ok(()),
+            // The entry belonged to a closed fd: start afresh.
+            Err(e) if stale(&e) => release.later(reactor.remove_fd(fd)),
             Err(e) => return Err(errors::fd_error(e)),
         }
     }
@@ -82,15 +81,43 @@ fn set_watcher(
     };
     *slot(&mut watchers, side) = Some(callback);
     let interest = watchers.interest();
-    let old = reactor
-        .add_fd(fd, interest, Trigger::Level, FdOwner::Watchers(watchers))
-        .map_err(errors::fd_error)?;
-    replaced.1.extend(old);
-    Ok(replaced)
+    let added = reactor.add_fd(fd, interest, Trigger::Level, FdOwner::Watchers(watchers));
+    release.later(added.map_err(errors::fd_error)?);
+    Ok(())
 }
 
-/// What was taken out of the fd table, dropped once the lock is released.
-type Released = (Option<Arc<PyCallback>>, Vec<FdOwner>);
+/// Takes the watcher on `side` of the fd `number` (or, for a closed file
+/// object, of the entry it was watched through); whether there was one.
+fn take_watcher(
+    reactor: &mut PyReactor,
+    release: &mut Release,
+    fd: &Bound<'_, PyAny>,
+    number: PyResult<RawFd>,
+    side: Side,
+) -> PyResult<bool> {
+    let raw = match number {
+        Ok(raw) => raw,
+        // A closed socket: the entry it was watched through, as asyncio's
+        // selector finds it; its ValueError if there is none.
+        Err(invalid) => {
+            let watched_through = |owner: &FdOwner| matches!(owner, FdOwner::Watchers(Watchers { fileobj: Some(o), .. }) if o.is(fd));
+            reactor.fds.find(watched_through).ok_or(invalid)?
+        }
+    };
+    let Some(FdOwner::Watchers(watchers)) = reactor.fds.get_mut(raw).map(|e| &mut e.handler) else {
+        return Ok(false);
+    };
+    let Some(removed) = slot(watchers, side).take() else {
+        return Ok(false);
+    };
+    release.later(removed);
+    let interest = watchers.interest();
+    // Closed since it was watched: nothing of it is left in the poll.
+    if interest == IoEvents::NONE || reactor.update_fd(raw, interest).is_err() {
+        release.later(reactor.remove_fd(raw));
+    }
+    Ok(true)
+}
 
 impl LoopCore {
     fn add_watcher(
@@ -105,9 +132,9 @@ impl LoopCore {
         let raw = args::fileno(fd)?;
         let callback = Arc::new(PyCallback::asyncio(callback, args, None, method)?);
         let fileobj = (!fd.is_instance_of::<PyInt>()).then_some(fd);
-        let replaced = set_watcher(&mut self.lock(), raw, side, callback, fileobj);
-        drop(replaced?);
-        Ok(())
+        locked(self.shared.reactor(), |reactor, release| {
+            set_watcher(reactor, release, raw, side, callback, fileobj)
+        })
     }
 
     fn remove_watcher(&self, fd: &Bound<'_, PyAny>, side: Side) -> PyResult<bool> {
@@ -121,37 +148,9 @@ impl LoopCore {
             Err(e) if args::is_closed_fileobj(fd) => Err(e),
             Err(e) => return Err(e),
         };
-        let mut reactor = self.lock();
-        let raw = match number {
-            Ok(raw) => raw,
-            // A closed socket: the entry it was watched through, as asyncio's
-            // selector finds it; its ValueError if there is none.
-            Err(invalid) => {
-                let watched_through = |owner: &FdOwner| matches!(owner, FdOwner::Watchers(Watchers { fileobj: Some(o), .. }) if o.is(fd));
-                reactor.fds.find(watched_through).ok_or(invalid)?
-            }
-        };
-        let Some(entry) = reactor.fds.get_mut(raw) else {
-            return Ok(false);
-        };
-        let FdOwner::Watchers(watchers) = &mut entry.handler else {
-            return Ok(false);
-        };
-        let Some(removed) = slot(watchers, side).take() else {
-            return Ok(false);
-        };
-        let interest = watchers.interest();
-        let owner = if interest == IoEvents::NONE {
-            reactor.remove_fd(raw)
-        } else if reactor.update_fd(raw, interest).is_err() {
-            // Closed since: nothing of it is left in the poll.
-            reactor.remove_fd(raw)
-        } else {
-            None
-        };
-        drop(reactor);
-        drop((removed, owner));
-        Ok(true)
+        locked(self.shared.reactor(), |reactor, release| {
+            take_watcher(reactor, release, fd, number, side)
+        })
     }
 }
 
