@@ -33,11 +33,7 @@ struct HandleObject {
     args: AtomicPtr<ffi::PyObject>,
     /// The `contextvars.Context` it runs in, borrowed likewise.
     context: AtomicPtr<ffi::PyObject>,
-    /// Debug mode: where the handle was made (owned), else null.
-    source_traceback: AtomicPtr<ffi::PyObject>,
-    /// Debug mode: the repr it had when cancelled (owned), kept as asyncio keeps
-    /// it, naming the callback.
-    repr_cache: AtomicPtr<ffi::PyObject>,
+    debug: raw_type::DebugInfo,
     weakrefs: *mut ffi::PyObject,
 }
 
@@ -69,10 +65,7 @@ impl Handle {
             Ordering::Relaxed,
         );
         this.context.store(context.as_ptr(), Ordering::Relaxed);
-        if let Some(source) = source_traceback {
-            this.source_traceback
-                .store(source.into_ptr(), Ordering::Relaxed);
-        }
+        this.debug.set_source(source_traceback);
         Ok(handle)
     }
 
@@ -195,7 +188,7 @@ unsafe extern "C" fn cancel(slf: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *
     let this = unsafe { handle(slf) };
     if !this.cancelled.swap(true, Ordering::Relaxed) {
         // SAFETY: as above.
-        unsafe { raw_type::keep_repr_if_debug(slf, &this.source_traceback, &this.repr_cache) };
+        unsafe { this.debug.keep_repr(slf) };
     }
     raw_type::none()
 }
@@ -220,54 +213,33 @@ unsafe extern "C" fn get_source_traceback(
     slf: *mut ffi::PyObject,
     _: *mut c_void,
 ) -> *mut ffi::PyObject {
-    // SAFETY: as for `cancel`; the field is null or an object the handle owns.
-    unsafe { raw_type::new_ref_or_none(handle(slf).source_traceback.load(Ordering::Relaxed)) }
+    // SAFETY: as for `cancel`.
+    unsafe { handle(slf) }.debug.source_object()
 }
 
 unsafe extern "C" fn repr(slf: *mut ffi::PyObject) -> *mut ffi::PyObject {
     // SAFETY: as for `cancel`.
     let (py, this) = unsafe { (Python::assume_attached(), handle(slf)) };
-    let cached = this.repr_cache.load(Ordering::Relaxed);
-    if !cached.is_null() {
-        // SAFETY: an object the handle owns; a new reference, under the GIL.
-        return unsafe { raw_type::new_ref_or_none(cached) };
-    }
     // SAFETY: the pointers are live while non-null (the callback owns them, and
     // clears them first); each becomes a new reference here, under the GIL.
     let borrowed = |field: &AtomicPtr<ffi::PyObject>| {
         let ptr = field.load(Ordering::Relaxed);
         (!ptr.is_null()).then(|| unsafe { Bound::from_borrowed_ptr(py, ptr) }.unbind())
     };
-    let callback = borrowed(&this.func).map(|func| (func, borrowed(&this.args)));
-    let described = describe(
-        py,
-        "Handle",
-        this.cancelled.load(Ordering::Relaxed),
-        None,
-        callback,
-        borrowed(&this.source_traceback),
-    );
-    match described {
-        Ok(text) => text.into_ptr(),
-        Err(err) => {
-            err.restore(py);
-            std::ptr::null_mut()
-        }
-    }
+    this.debug.repr(py, |source| {
+        let callback = borrowed(&this.func).map(|func| (func, borrowed(&this.args)));
+        let cancelled = this.cancelled.load(Ordering::Relaxed);
+        describe(py, "Handle", cancelled, None, callback, source)
+    })
 }
 
 unsafe extern "C" fn dealloc(slf: *mut ffi::PyObject) {
     // SAFETY: CPython deallocates a live instance with the GIL held; weak
-    // references go first, then the owned traceback, then the memory.
+    // references go first, then what the handle owns, then the memory.
     unsafe {
         let this = handle(slf);
         raw_type::clear_weakrefs(slf, this.weakrefs);
-        for owned in [&this.source_traceback, &this.repr_cache] {
-            let ptr = owned.load(Ordering::Relaxed);
-            if !ptr.is_null() {
-                ffi::Py_DecRef(ptr);
-            }
-        }
+        this.debug.release();
         raw_type::free(slf);
     }
 }

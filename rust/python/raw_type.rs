@@ -22,6 +22,7 @@
 //! callers hold a `Python` token).
 
 use std::ffi::{c_int, c_void, CStr};
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use pyo3::exceptions::PyMemoryError;
 use pyo3::ffi;
@@ -155,32 +156,92 @@ pub(crate) unsafe fn clear_weakrefs(slf: *mut ffi::PyObject, weaklist: *mut ffi:
     }
 }
 
-/// In debug mode (a handle that keeps its `source_traceback`), keeps the repr of
-/// the handle `slf`, cancelled now, in `cache`: asyncio's cancelled handles keep
-/// naming their callback in debug mode, after they let go of it. An error making
-/// the repr is dropped: cancelling must not fail.
-///
-/// # Safety
-/// `slf` is a live handle whose fields these are; the GIL is held.
-pub(crate) unsafe fn keep_repr_if_debug(
-    slf: *mut ffi::PyObject,
-    source_traceback: &std::sync::atomic::AtomicPtr<ffi::PyObject>,
-    cache: &std::sync::atomic::AtomicPtr<ffi::PyObject>,
-) {
-    use std::sync::atomic::Ordering;
-    if source_traceback.load(Ordering::Relaxed).is_null()
-        || !cache.load(Ordering::Relaxed).is_null()
-    {
-        return;
+/// What a handle keeps in debug mode, both null otherwise (zeroed memory is
+/// valid): where it was made (`_source_traceback`, owned) and, once cancelled,
+/// the repr it had then (owned): asyncio's cancelled handles keep naming their
+/// callback in debug mode after they let go of it.
+#[repr(C)]
+pub(crate) struct DebugInfo {
+    source_traceback: AtomicPtr<ffi::PyObject>,
+    repr_cache: AtomicPtr<ffi::PyObject>,
+}
+
+impl DebugInfo {
+    /// Keeps `source`, where the handle was made.
+    pub(crate) fn set_source(&self, source: Option<Py<PyAny>>) {
+        if let Some(source) = source {
+            self.source_traceback
+                .store(source.into_ptr(), Ordering::Relaxed);
+        }
     }
-    // SAFETY: as the caller promises; a new reference or NULL with an error set.
-    let text = unsafe { ffi::PyObject_Repr(slf) };
-    if text.is_null() {
-        // SAFETY: the GIL is held and an error is set.
-        unsafe { ffi::PyErr_Clear() };
-        return;
+
+    /// A new reference to `_source_traceback`, or to `None`.
+    pub(crate) fn source_object(&self) -> *mut ffi::PyObject {
+        // SAFETY: the field is null or an object the handle owns; every caller is
+        // a slot CPython calls with the GIL held.
+        unsafe { new_ref_or_none(self.source_traceback.load(Ordering::Relaxed)) }
     }
-    cache.store(text, Ordering::Relaxed);
+
+    /// Keeps the repr of the handle `slf`, cancelled now, if it is in debug mode
+    /// (it has a `source_traceback`). An error making the repr is dropped:
+    /// cancelling must not fail.
+    ///
+    /// # Safety
+    /// `slf` is the live handle these fields are part of; the GIL is held.
+    pub(crate) unsafe fn keep_repr(&self, slf: *mut ffi::PyObject) {
+        if self.source_traceback.load(Ordering::Relaxed).is_null()
+            || !self.repr_cache.load(Ordering::Relaxed).is_null()
+        {
+            return;
+        }
+        // SAFETY: as the caller promises; a new reference or NULL with an error set.
+        let text = unsafe { ffi::PyObject_Repr(slf) };
+        if text.is_null() {
+            // SAFETY: the GIL is held and an error is set.
+            unsafe { ffi::PyErr_Clear() };
+            return;
+        }
+        self.repr_cache.store(text, Ordering::Relaxed);
+    }
+
+    /// A handle's `tp_repr`: the kept repr, else what `describe` makes of where
+    /// the handle was made; NULL with the error set if that fails.
+    pub(crate) fn repr(
+        &self,
+        py: Python<'_>,
+        describe: impl FnOnce(Option<Py<PyAny>>) -> PyResult<Py<PyAny>>,
+    ) -> *mut ffi::PyObject {
+        let cached = self.repr_cache.load(Ordering::Relaxed);
+        if !cached.is_null() {
+            // SAFETY: an object the handle owns; a new reference, under the GIL.
+            return unsafe { new_ref_or_none(cached) };
+        }
+        let source = self.source_traceback.load(Ordering::Relaxed);
+        let source = (!source.is_null())
+            // SAFETY: the handle owns it; a new reference, under the GIL.
+            .then(|| unsafe { Bound::from_borrowed_ptr(py, source) }.unbind());
+        match describe(source) {
+            Ok(text) => text.into_ptr(),
+            Err(err) => {
+                err.restore(py);
+                std::ptr::null_mut()
+            }
+        }
+    }
+
+    /// Lets go of what it owns.
+    ///
+    /// # Safety
+    /// Called once, from the handle's `tp_dealloc`, with the GIL held.
+    pub(crate) unsafe fn release(&self) {
+        for owned in [&self.source_traceback, &self.repr_cache] {
+            let ptr = owned.swap(std::ptr::null_mut(), Ordering::Relaxed);
+            if !ptr.is_null() {
+                // SAFETY: as the caller promises; a reference the handle owned.
+                unsafe { ffi::Py_DecRef(ptr) };
+            }
+        }
+    }
 }
 
 /// A new reference to the object at `ptr`, or to `None` if it is null.

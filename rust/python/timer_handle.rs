@@ -10,7 +10,7 @@
 //! held wherever one is touched.
 
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Weak;
 
 use pyo3::ffi;
@@ -33,11 +33,7 @@ struct TimerObject {
     key: TimerKey,
     when: f64,
     shared: Weak<Shared>,
-    /// Debug mode: where the handle was made (owned), else null.
-    source_traceback: AtomicPtr<ffi::PyObject>,
-    /// Debug mode: the repr it had when cancelled (owned), kept as asyncio keeps
-    /// it, naming the callback.
-    repr_cache: AtomicPtr<ffi::PyObject>,
+    debug: raw_type::DebugInfo,
     weakrefs: *mut ffi::PyObject,
 }
 
@@ -65,11 +61,7 @@ pub(crate) fn new_handle(
         std::ptr::addr_of_mut!((*timer).when).write(when.time);
         std::ptr::addr_of_mut!((*timer).when_int).write(when.int);
         std::ptr::addr_of_mut!((*timer).shared).write(shared);
-        if let Some(source) = source_traceback {
-            (*timer)
-                .source_traceback
-                .store(source.into_ptr(), Ordering::Relaxed);
-        }
+        (*timer).debug.set_source(source_traceback);
         Ok(object)
     }
 }
@@ -147,7 +139,7 @@ unsafe fn cancel_timer(slf: *mut ffi::PyObject) {
     }
     // Before the timer leaves the heap, while the repr can still name its callback.
     // SAFETY: as the caller promises.
-    unsafe { raw_type::keep_repr_if_debug(slf, &timer.source_traceback, &timer.repr_cache) };
+    unsafe { timer.debug.keep_repr(slf) };
     if let Some(shared) = timer.shared.upgrade() {
         locked(shared.reactor(), |reactor, release| {
             release.later(reactor.timers.cancel(timer.key));
@@ -198,8 +190,8 @@ unsafe extern "C" fn get_source_traceback(
     slf: *mut ffi::PyObject,
     _: *mut c_void,
 ) -> *mut ffi::PyObject {
-    // SAFETY: as for `cancel`; the field is null or an object the handle owns.
-    unsafe { raw_type::new_ref_or_none(timer(slf).source_traceback.load(Ordering::Relaxed)) }
+    // SAFETY: as for `cancel`.
+    unsafe { timer(slf) }.debug.source_object()
 }
 
 unsafe extern "C" fn get_when(slf: *mut ffi::PyObject, _: *mut c_void) -> *mut ffi::PyObject {
@@ -222,53 +214,30 @@ fn pending_callback(py: Python<'_>, timer: &TimerObject) -> Option<(Py<PyAny>, O
 unsafe extern "C" fn repr(slf: *mut ffi::PyObject) -> *mut ffi::PyObject {
     // SAFETY: as for `cancel`.
     let (py, timer) = unsafe { (Python::assume_attached(), timer(slf)) };
-    let cached = timer.repr_cache.load(Ordering::Relaxed);
-    if !cached.is_null() {
-        // SAFETY: an object the handle owns; a new reference, under the GIL.
-        return unsafe { raw_type::new_ref_or_none(cached) };
-    }
-    let source = timer.source_traceback.load(Ordering::Relaxed);
-    let source = (!source.is_null())
-        // SAFETY: the handle owns it; a new reference, under the GIL.
-        .then(|| unsafe { Bound::from_borrowed_ptr(py, source) }.unbind());
-    // SAFETY: a new reference, or NULL with an error set (then taken as the error).
-    let when = match unsafe { Bound::from_owned_ptr_or_err(py, when_object(timer)) } {
-        Ok(when) => when.unbind(),
-        Err(err) => {
-            err.restore(py);
-            return std::ptr::null_mut();
-        }
-    };
-    let described = super::handle::describe(
-        py,
-        "TimerHandle",
-        timer.cancelled.load(Ordering::Relaxed),
-        Some(when),
-        pending_callback(py, timer),
-        source,
-    );
-    match described {
-        Ok(text) => text.into_ptr(),
-        Err(err) => {
-            err.restore(py);
-            std::ptr::null_mut()
-        }
-    }
+    timer.debug.repr(py, |source| {
+        // SAFETY: a new reference, or NULL with an error set (taken as the error).
+        let when = unsafe { Bound::from_owned_ptr_or_err(py, when_object(timer)) }?;
+        let cancelled = timer.cancelled.load(Ordering::Relaxed);
+        let callback = pending_callback(py, timer);
+        super::handle::describe(
+            py,
+            "TimerHandle",
+            cancelled,
+            Some(when.unbind()),
+            callback,
+            source,
+        )
+    })
 }
 
 unsafe extern "C" fn dealloc(slf: *mut ffi::PyObject) {
     // SAFETY: CPython deallocates a live instance with the GIL held: weak
-    // references go first, then the owned traceback and the `Weak` (the fields
+    // references go first, then what the handle owns and the `Weak` (the fields
     // with something to release), then the memory.
     unsafe {
         let timer = slf.cast::<TimerObject>();
         raw_type::clear_weakrefs(slf, (*timer).weakrefs);
-        for owned in [&(*timer).source_traceback, &(*timer).repr_cache] {
-            let ptr = owned.load(Ordering::Relaxed);
-            if !ptr.is_null() {
-                ffi::Py_DecRef(ptr);
-            }
-        }
+        (*timer).debug.release();
         std::ptr::drop_in_place(std::ptr::addr_of_mut!((*timer).shared));
         raw_type::free(slf);
     }
