@@ -33,6 +33,7 @@ RESULTS = BENCHES / "results"
 WORKLOADS = {
     "callbacks_chain": (50_000, "link"),
     "callbacks_burst": (50_000, "callback"),
+    "burst_before_start": (50_000, "callback"),
     "timers": (20_000, "timer"),
     "timers_cancelled": (20_000, "timer"),
     "wakeups": (20_000, "wake-up"),

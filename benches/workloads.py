@@ -143,6 +143,25 @@ def callbacks_burst(face: Face, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
+def burst_before_start(face: Face, n: int) -> float:
+    """``n`` callbacks scheduled before the loop starts (a script's or a test's
+    way), then run; returns callbacks/s, scheduling included. Beside
+    ``callbacks_burst``: what scheduling costs while no loop runs."""
+    left = [n]
+    soon, stop = face.soon, face.stop
+
+    def tick() -> None:
+        left[0] -= 1
+        if not left[0]:
+            stop()
+
+    start = time.perf_counter()
+    for _ in range(n):
+        soon(tick)
+    face.run()
+    return n / (time.perf_counter() - start)
+
+
 def _timers(face: Face, n: int, cancel_half: bool) -> float:
     rng = random.Random(42)
     delays = [rng.uniform(0, 0.05) for _ in range(n)]
@@ -278,6 +297,7 @@ def future_wakeups(face: Face, n: int) -> float:
 WORKLOADS: dict[str, tuple[Callable[[Face, int], float], int, str]] = {
     "callbacks_chain": (callbacks_chain, 1_000_000, "callbacks/s"),
     "callbacks_burst": (callbacks_burst, 1_000_000, "callbacks/s"),
+    "burst_before_start": (burst_before_start, 1_000_000, "callbacks/s"),
     "timers": (timers, 200_000, "timers/s"),
     "timers_cancelled": (timers_cancelled, 200_000, "timers/s"),
     "wakeups": (wakeups, 200_000, "callbacks/s"),

@@ -14,7 +14,15 @@ import pytest
 
 BENCHES = Path(__file__).resolve().parent.parent / "benches"
 NATIVE = BENCHES / "native"
-WORKLOADS = ["callbacks_chain", "callbacks_burst", "timers", "timers_cancelled", "wakeups", "fd_pingpong"]
+WORKLOADS = [
+    "callbacks_chain",
+    "callbacks_burst",
+    "burst_before_start",
+    "timers",
+    "timers_cancelled",
+    "wakeups",
+    "fd_pingpong",
+]
 
 
 def run_json(cmd: list[str]) -> dict:

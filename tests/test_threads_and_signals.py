@@ -70,6 +70,38 @@ def test_ten_thousand_start_stop_rounds_from_another_thread_never_hang(io_loop: 
     assert statistics.median(done) < 0.1
 
 
+def test_a_stop_from_another_thread_racing_start_is_never_lost(io_loop: IOLoop) -> None:
+    # The other thread's add_callback lands just before or just after start(): queued
+    # directly while no loop runs, through the woken inbox once one does.
+    rounds = 2_000
+    go = threading.Semaphore(0)
+
+    def worker() -> None:
+        for _ in range(rounds):
+            go.acquire()
+            io_loop.add_callback(io_loop.stop)
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    for _ in range(rounds):
+        go.release()
+        io_loop.start()
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_callbacks_scheduled_before_start_from_any_thread_run_in_order(io_loop: IOLoop) -> None:
+    order: list[str] = []
+    io_loop.add_callback(order.append, "main 1")
+    other = threading.Thread(target=io_loop.add_callback, args=(order.append, "other"))
+    other.start()
+    other.join()
+    io_loop.add_callback(order.append, "main 2")
+    io_loop.add_callback(io_loop.stop)
+    io_loop.start()
+    assert order == ["main 1", "other", "main 2"]
+
+
 def flood_trial(face: str, a: socket.socket, b: socket.socket) -> tuple[float, float]:
     """Four threads schedule callbacks as fast as they can while a 2 ms timer sends a
     byte to a watched socket: returns when the timer fired and when the socket's

@@ -109,7 +109,8 @@ impl Shared {
     }
 
     /// Queues a callback from any thread: onto the ready queue on the loop's
-    /// thread, through the inbox (waking the poll) from any other. A loop closed
+    /// thread or while no loop runs, through the inbox (waking the poll) from any
+    /// other. A loop closed
     /// meanwhile drops it silently, as Tornado does.
     ///
     /// Backpressure: a thread that finds more than [`BACKLOG_LIMIT`] items waiting
@@ -120,6 +121,19 @@ impl Shared {
     pub(crate) fn push_threadsafe(&self, py: Python<'_>, callback: PyCallback) {
         if self.on_loop_thread() {
             self.push(callback);
+            return;
+        }
+        if !self.is_running() {
+            // No loop to take the inbox (a script scheduling before start()): the
+            // ready queue, under the reactor's lock, orders it with every other
+            // thread's. A loop that started meanwhile may have planned to block
+            // before this arrived, and its poll is woken (the GIL, held from the
+            // check to here and by a loop until it polls, rules that out today;
+            // the lock alone would not).
+            self.push(callback);
+            if self.is_running() {
+                self.inbox.wake();
+            }
             return;
         }
         match self.inbox.push(callback) {
