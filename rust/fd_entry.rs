@@ -44,7 +44,7 @@ pub enum Trigger {
     Level,
     /// Called when the fd becomes ready: the handler works until `WouldBlock`
     /// (a transport), so no re-arm is owed unless it asks with
-    /// [`FdTable::dispatched`].
+    /// [`FdTable::dispatched`](crate::FdTable::dispatched).
     Edge,
 }
 

@@ -35,7 +35,7 @@ pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// Sends `buf` on a socket, without `SIGPIPE` for a peer that is gone (`EPIPE`):
-/// see [`crate::platform::SEND_FLAGS`].
+/// `MSG_NOSIGNAL` per call on Linux, `SO_NOSIGPIPE` on the socket on macOS.
 pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     send_with(fd, buf, SEND_FLAGS)
 }

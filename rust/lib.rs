@@ -17,7 +17,6 @@ mod fd_io;
 mod fd_slots;
 mod fd_table;
 mod inbox;
-mod iteration;
 mod native_loop;
 mod platform;
 mod poller;
@@ -33,9 +32,9 @@ pub use clock::{
 pub use events::IoEvents;
 pub use fd_table::{FdEntry, FdError, FdTable, Trigger};
 pub use inbox::{Inbox, DRAIN_LIMIT};
-pub use iteration::{Collected, PollPlan, Work, BUSY_POLL_INTERVAL, MAX_POLL_TIMEOUT};
 pub use native_loop::{NativeLoop, NativeLoopHandle};
 pub use poller::{Blocking, InPlace, Poller};
+pub use reactor::iteration::{Collected, PollPlan, Work, BUSY_POLL_INTERVAL, MAX_POLL_TIMEOUT};
 pub use reactor::{Reactor, Ready};
 pub use sock_addr::{Address, SockAddr};
 pub use timer_heap::{TimerHeap, TimerKey};

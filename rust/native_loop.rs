@@ -15,8 +15,8 @@ use crate::clock::{monotonic_now, Nanos};
 use crate::events::IoEvents;
 use crate::fd_table::{FdError, Trigger};
 use crate::inbox::Inbox;
-use crate::iteration::{PollPlan, Work};
 use crate::poller::{InPlace, Poller};
+use crate::reactor::iteration::{PollPlan, Work};
 use crate::reactor::Reactor;
 use crate::timer_heap::TimerKey;
 

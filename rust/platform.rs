@@ -31,7 +31,7 @@ pub(crate) const SEND_FLAGS: libc::c_int = 0;
 
 /// Makes writes on the socket `fd` give `EPIPE` rather than raise `SIGPIPE`, where
 /// that is a property of the socket (`SO_NOSIGPIPE`, macOS); elsewhere
-/// [`SEND_FLAGS`] does it per call and this does nothing.
+/// `send` does it per call (`MSG_NOSIGNAL`) and this does nothing.
 #[cfg(target_vendor = "apple")]
 pub fn no_sigpipe(fd: RawFd) -> io::Result<()> {
     let on: libc::c_int = 1;
@@ -53,7 +53,7 @@ pub fn no_sigpipe(fd: RawFd) -> io::Result<()> {
 
 /// Makes writes on the socket `fd` give `EPIPE` rather than raise `SIGPIPE`, where
 /// that is a property of the socket (`SO_NOSIGPIPE`, macOS); elsewhere
-/// [`SEND_FLAGS`] does it per call and this does nothing.
+/// `send` does it per call (`MSG_NOSIGNAL`) and this does nothing.
 #[cfg(not(target_vendor = "apple"))]
 pub fn no_sigpipe(_fd: RawFd) -> io::Result<()> {
     Ok(())

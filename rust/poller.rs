@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use mio::{Events, Poll, Registry};
 
-use crate::iteration::PollPlan;
+use crate::reactor::iteration::PollPlan;
 
 /// How a host waits in a poll that may block. The Python bindings release the
 /// GIL for it; a pure-Rust host just calls `f`.

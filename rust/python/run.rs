@@ -1,4 +1,4 @@
-//! The Python host of the engine's iteration (see `crate::iteration`): it adds
+//! The Python host of the engine's iteration (see `crate::reactor::iteration`): it adds
 //! the GIL (released while the poll may block), signals, and how Python callbacks
 //! and fd owners are called.
 

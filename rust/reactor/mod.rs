@@ -1,8 +1,11 @@
 //! The engine's state: the ready queue, the timers and the fds of one loop.
 //!
-//! What one iteration does with it is in [`iteration`](crate::iteration); this
-//! module holds the state and the operations a loop's API calls between
-//! iterations (schedule, register, cancel, drain on close).
+//! What one iteration does with it is in [`iteration`], a child module, so the
+//! state's fields stay private to the two; this module holds the state and the
+//! operations a loop's API calls between iterations (schedule, register, cancel,
+//! drain on close).
+
+pub(crate) mod iteration;
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
@@ -12,8 +15,8 @@ use mio::{Registry, Token};
 use crate::clock::Nanos;
 use crate::events::IoEvents;
 use crate::fd_table::{FdError, FdTable, Trigger};
-use crate::iteration::PollPacer;
 use crate::timer_heap::{TimerHeap, TimerKey};
+use iteration::PollPacer;
 
 /// Room the ready queue keeps when empty; a burst's extra is given back.
 const READY_KEPT: usize = 1024;
@@ -40,14 +43,14 @@ pub enum Ready<C> {
 pub struct Reactor<C, H> {
     /// `None` once closed ([`Reactor::close`]): its fd (a duplicate of the poll's)
     /// goes with the loop.
-    pub(crate) registry: Option<Registry>,
-    pub(crate) polls: u64,
-    pub(crate) pacer: PollPacer,
+    registry: Option<Registry>,
+    polls: u64,
+    pacer: PollPacer,
     /// The clock at its last reading.
-    pub(crate) now: Nanos,
+    now: Nanos,
     /// Items popped since the clock was last read.
-    pub(crate) popped_since_clock: u32,
-    pub(crate) ready: VecDeque<Ready<C>>,
+    popped_since_clock: u32,
+    ready: VecDeque<Ready<C>>,
     /// Timers.
     pub timers: TimerHeap<C>,
     /// Registered fds.

@@ -21,10 +21,10 @@ use std::time::Duration;
 
 use mio::{Events, Token};
 
+use super::{Reactor, Ready};
 use crate::clock::{Nanos, NEVER};
 use crate::events::IoEvents;
 use crate::inbox::Inbox;
-use crate::reactor::{Reactor, Ready};
 use crate::token::{TOKEN_SIGNAL, TOKEN_WAKER};
 
 /// The longest a poll blocks when no timer is due sooner (Tornado's cap).
