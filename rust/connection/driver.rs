@@ -112,7 +112,13 @@ fn reader_gone<H: Host>(h: &H) -> Result<(), H::Error> {
 /// Brings the poll's interest in the fd in line with what the connection waits
 /// for.
 pub fn sync<H: Host>(h: &H) -> Result<(), H::Error> {
-    let Some(want) = h.with(|c| c.interest_change()) else {
+    let want = h.with(|c| c.interest_change());
+    sync_to(h, want)
+}
+
+/// [`sync`] with the change already read from the state.
+fn sync_to<H: Host>(h: &H, want: Option<IoEvents>) -> Result<(), H::Error> {
+    let Some(want) = want else {
         return Ok(());
     };
     h.watch(want)?;
@@ -123,14 +129,15 @@ pub fn sync<H: Host>(h: &H) -> Result<(), H::Error> {
 /// Tells the protocol to pause (`pause`) or resume writing if the queue crossed
 /// a water mark.
 pub fn flow<H: Host>(h: &H, pause: bool) -> Result<(), H::Error> {
-    let due = h.with(|c| {
-        let size = c.outbox.size();
-        !c.is_lost() && c.flow.due(pause, size)
-    });
-    if due {
+    if h.with(|c| flow_due(c, pause)) {
         h.flow(pause)?;
     }
     Ok(())
+}
+
+/// Whether the queue crossed the mark `pause` watches for.
+fn flow_due<Q: Outbox>(c: &mut Connection<Q>, pause: bool) -> bool {
+    !c.is_lost() && c.flow.due(pause, c.outbox.size())
 }
 
 /// `connection_made` ran: reading begins.
@@ -213,17 +220,29 @@ pub fn write<H: Host>(
     whole: bool,
     queue: impl FnOnce(&mut Connection<H::Outbox>) -> io::Result<()>,
 ) -> Result<Result<Gate, Refused>, H::Error> {
+    // One lock for the common case: the write, and what comes after it read
+    // from the same state (the poll's interest, the high mark).
     let done = h.with(|c| {
         c.check_writable()?;
         let gate = c.gate(len, whole);
-        Ok((gate, (gate == Gate::Open).then(|| queue(c))))
+        let sent = (gate == Gate::Open)
+            .then(|| queue(c).map(|()| (c.interest_change(), flow_due(c, true))));
+        Ok((gate, sent))
     });
     let (gate, sent) = match done {
         Err(refused) => return Ok(Err(refused)),
         Ok(done) => done,
     };
-    if let Some(sent) = sent {
-        after_write(h, sent.map_err(|e| h.os_error(e)))?;
+    match sent {
+        None => {}
+        Some(Err(e)) => after_write(h, Err(h.os_error(e)))?,
+        Some(Ok((want, pause))) => {
+            if let Err(err) = sync_to(h, want) {
+                fatal(h, err, "Fatal write error on socket transport")?;
+            } else if pause {
+                h.flow(true)?;
+            }
+        }
     }
     Ok(Ok(gate))
 }

@@ -98,11 +98,11 @@ impl Flavor for Datagram {
 
     fn flush(h: &PyHost<'_, '_, Self>) -> Flush<PyErr> {
         let py = h.py();
-        while let Some(datagram) = h.ep.with(|st, _| st.conn.outbox.pop()) {
+        while let Some(datagram) = h.ep.with_conn(|c| c.outbox.pop()) {
             match send_now(h, &datagram.data, &datagram.to) {
                 Ok(true) => {}
                 Ok(false) => {
-                    h.ep.with(|st, _| st.conn.outbox.push_front(datagram));
+                    h.ep.with_conn(|c| c.outbox.push_front(datagram));
                     return Flush::Pending;
                 }
                 // As asyncio's: the protocol hears of it, the datagram is dropped.
@@ -355,12 +355,12 @@ impl DatagramTransport {
         });
         match step {
             Sendto::Gated(gate) => return after_gate(py, gate),
-            Sendto::Queued => h.ep.with(|st, _| st.conn.outbox.push(bytes, target)),
+            Sendto::Queued => h.ep.with_conn(|c| c.outbox.push(bytes, target)),
             Sendto::Now | Sendto::Regardless => match send_now(&h, bytes, &target) {
                 Ok(true) => return Ok(()),
                 Ok(false) if matches!(step, Sendto::Regardless) => return Ok(()),
                 Ok(false) => {
-                    h.ep.with(|st, _| st.conn.outbox.push(bytes, target));
+                    h.ep.with_conn(|c| c.outbox.push(bytes, target));
                     driver::sync(&h)?;
                 }
                 Err(err) if err.is_instance_of::<PyOSError>(py) => {

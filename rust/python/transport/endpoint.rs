@@ -2,7 +2,7 @@
 //! lock the core's [`Connection`] with the protocol — and how one is made.
 
 use std::os::fd::RawFd;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -184,9 +184,28 @@ impl<F: Flavor> Endpoint<F> {
         locked(&self.state, f)
     }
 
+    /// Runs `f` on the core's state alone. It holds no Python object (bytes,
+    /// addresses, flags), so nothing can be let go of under the lock: the hot
+    /// path needs no [`Release`].
+    pub(super) fn with_conn<R>(&self, f: impl FnOnce(&mut Connection<F::Outbox>) -> R) -> R {
+        f(&mut self
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .conn)
+    }
+
     /// The protocol, if `connection_lost` has not run.
     pub(super) fn protocol(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.with(|st, _| st.protocol.as_ref().map(|p| p.clone_ref(py)))
+    }
+
+    /// The protocol, if `connection_lost` has not run, and whether it is a
+    /// `BufferedProtocol`: one plain lock a read (a new reference is taken under
+    /// it, none let go of).
+    pub(super) fn reader(&self, py: Python<'_>) -> Option<(Py<PyAny>, bool)> {
+        let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        Some((st.protocol.as_ref()?.clone_ref(py), st.buffered))
     }
 
     /// Schedules `func(*args)` on the loop's next iteration (nothing once it is

@@ -109,13 +109,12 @@ impl<F: Flavor> Host for PyHost<'_, '_, F> {
     const READS_PER_EVENT: usize = F::READS_PER_EVENT;
 
     fn with<R>(&self, f: impl FnOnce(&mut Connection<F::Outbox>) -> R) -> R {
-        self.ep.with(|st, _| f(&mut st.conn))
+        self.ep.with_conn(f)
     }
 
     fn watch(&self, events: IoEvents) -> PyResult<()> {
-        let updated = locked(self.ep.shared.reactor(), |reactor, _| {
-            reactor.update_fd(self.ep.fd, events)
-        });
+        // Nothing is let go of: a plain lock.
+        let updated = self.ep.shared.lock().update_fd(self.ep.fd, events);
         updated.map_err(|e| match e {
             // The transport's fd was closed behind its back: an OS error, as the
             // kernel would give.

@@ -22,19 +22,19 @@ macro_rules! transport_methods {
 
             /// Whether the transport is closing or closed.
             fn is_closing(&self) -> bool {
-                self.0.with(|st, _| st.conn.is_closing())
+                self.0.with_conn(|c| c.is_closing())
             }
 
             /// How many bytes are queued, waiting for the socket (a datagram counts
             /// a few bytes of header besides, as asyncio counts it).
             fn get_write_buffer_size(&self) -> usize {
                 use $crate::connection::Outbox;
-                self.0.with(|st, _| st.conn.outbox.size())
+                self.0.with_conn(|c| c.outbox.size())
             }
 
             /// The ``(low, high)`` water marks of the queue.
             fn get_write_buffer_limits(&self) -> (usize, usize) {
-                self.0.with(|st, _| st.conn.flow.limits())
+                self.0.with_conn(|c| c.flow.limits())
             }
 
             /// Sets the water marks: past ``high`` queued bytes the protocol's
@@ -46,7 +46,7 @@ macro_rules! transport_methods {
                 high: Option<isize>,
                 low: Option<isize>,
             ) -> PyResult<()> {
-                let set = slf.get().0.with(|st, _| st.conn.flow.set_limits(high, low));
+                let set = slf.get().0.with_conn(|c| c.flow.set_limits(high, low));
                 set.map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
                 $crate::connection::driver::flow(&slf.get().0.host(slf.as_any(), None), true)
             }
@@ -100,7 +100,7 @@ macro_rules! transport_methods {
             /// What ``isinstance`` sees: a subclass of asyncio's transport class.
             #[getter(__class__)]
             fn class_for_isinstance<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyType>> {
-                let kind = self.0.with(|st, _| st.conn.kind());
+                let kind = self.0.with_conn(|c| c.kind());
                 <$flavor as $crate::python::transport::endpoint::Flavor>::class_for_isinstance(
                     py, kind,
                 )

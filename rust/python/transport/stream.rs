@@ -32,10 +32,10 @@ impl Flavor for Stream {
     const READS_PER_EVENT: usize = 4;
 
     fn read(h: &PyHost<'_, '_, Self>) -> Read<PyErr> {
-        let Some(protocol) = h.ep.protocol(h.py()) else {
+        let Some((protocol, buffered)) = h.ep.reader(h.py()) else {
             return Read::Blocked;
         };
-        if h.ep.with(|st, _| st.buffered) {
+        if buffered {
             read_into_buffer(h, protocol.bind(h.py()))
         } else {
             read_to_bytes(h, protocol.bind(h.py()))
@@ -144,7 +144,7 @@ impl StreamTransport {
     /// Refuses `method` (`pause_reading`...) on a write pipe, which only writes:
     /// `NotImplementedError`, as asyncio's `ReadTransport` methods raise.
     fn check_reads(&self, method: &str) -> PyResult<()> {
-        if let Kind::WritePipe { .. } = self.0.with(|st, _| st.conn.kind()) {
+        if let Kind::WritePipe { .. } = self.0.with_conn(|c| c.kind()) {
             return Err(PyNotImplementedError::new_err(format!(
                 "{method}() on a write pipe transport: it only writes"
             )));
@@ -260,7 +260,7 @@ impl StreamTransport {
     /// Whether the transport is receiving.
     fn is_reading(&self) -> PyResult<bool> {
         self.check_reads("is_reading")?;
-        Ok(self.0.with(|st, _| st.conn.is_reading()))
+        Ok(self.0.with_conn(|c| c.is_reading()))
     }
 
     /// How `loop.sendfile` may use this transport: natively, with `sendfile(2)`.
@@ -276,7 +276,7 @@ impl StreamTransport {
     /// Starts a native sendfile: `write()` raises until `_sendfile_end()`. Returns
     /// the fd to send on.
     fn _sendfile_begin(&self) -> PyResult<i32> {
-        if !self.0.with(|st, _| st.conn.set_sendfile(true)) {
+        if !self.0.with_conn(|c| c.set_sendfile(true)) {
             return Err(PyRuntimeError::new_err("Transport is closing"));
         }
         Ok(self.0.fd)
@@ -284,7 +284,7 @@ impl StreamTransport {
 
     /// Ends a native sendfile.
     fn _sendfile_end(&self) {
-        self.0.with(|st, _| st.conn.set_sendfile(false));
+        self.0.with_conn(|c| c.set_sendfile(false));
     }
 
     /// A future resolved once the queued data is sent and the socket is
