@@ -40,6 +40,7 @@ WORKLOADS = {
     "fd_pingpong": (10_000, "round trip"),
     "task_steps": (20_000, "step"),
     "future_wakeups": (20_000, "wake-up"),
+    "protocol_pingpong": (5_000, "round trip"),
 }
 LOOPS = ["mioloop", "mioloop-asyncio", "rloop", "uvloop", "asyncio"]
 #: The IOLoop face runs the Tornado-style API; the task workloads use asyncio's.

@@ -294,6 +294,46 @@ def future_wakeups(face: Face, n: int) -> float:
     return _rate_of_task(face, main(), n)
 
 
+def protocol_pingpong(face: Face, n: int) -> float:
+    """Two ``asyncio.Protocol`` transports on a socket pair, one echoing what the
+    other sends, 64 bytes ``n`` times: each round trip is two reads and two
+    writes through the loop's transports. Returns round trips/s."""
+    loop = _asyncio_loop(face)
+    message = b"x" * 64
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            self.transport.write(data)
+
+    class Pinger(asyncio.Protocol):
+        left = n
+
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+            transport.write(message)
+
+        def data_received(self, data: bytes) -> None:
+            self.left -= 1
+            if self.left:
+                self.transport.write(message)
+            else:
+                face.stop()
+
+    async def main() -> None:
+        a, b = socket.socketpair()
+        try:
+            await loop.connect_accepted_socket(Echo, a)
+            await loop.connect_accepted_socket(Pinger, b)
+        except BaseException:
+            face.stop()  # a loop without these methods: the error is the result
+            raise
+
+    return _rate_of_task(face, main(), n)
+
+
 WORKLOADS: dict[str, tuple[Callable[[Face, int], float], int, str]] = {
     "callbacks_chain": (callbacks_chain, 1_000_000, "callbacks/s"),
     "callbacks_burst": (callbacks_burst, 1_000_000, "callbacks/s"),
@@ -304,6 +344,7 @@ WORKLOADS: dict[str, tuple[Callable[[Face, int], float], int, str]] = {
     "fd_pingpong": (fd_pingpong, 200_000, "round trips/s"),
     "task_steps": (task_steps, 200_000, "steps/s"),
     "future_wakeups": (future_wakeups, 200_000, "wake-ups/s"),
+    "protocol_pingpong": (protocol_pingpong, 100_000, "round trips/s"),
 }
 
 

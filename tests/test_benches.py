@@ -22,6 +22,7 @@ WORKLOADS = [
     "timers_cancelled",
     "wakeups",
     "fd_pingpong",
+    "protocol_pingpong",
 ]
 
 
