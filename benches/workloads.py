@@ -105,6 +105,13 @@ class Face:
         self.stop = self.loop.stop
 
 
+def _seconds_to_run(face: Face) -> float:
+    """Runs the loop until a workload stops it; the seconds it took."""
+    start = time.perf_counter()
+    face.run()
+    return time.perf_counter() - start
+
+
 def callbacks_chain(face: Face, n: int) -> float:
     """Each callback schedules the next; returns callbacks/s."""
     left = [n]
@@ -118,9 +125,7 @@ def callbacks_chain(face: Face, n: int) -> float:
             stop()
 
     soon(link)
-    start = time.perf_counter()
-    face.run()
-    return n / (time.perf_counter() - start)
+    return n / _seconds_to_run(face)
 
 
 def callbacks_burst(face: Face, n: int) -> float:
@@ -138,9 +143,7 @@ def callbacks_burst(face: Face, n: int) -> float:
             soon(tick)
 
     soon(burst)
-    start = time.perf_counter()
-    face.run()
-    return n / (time.perf_counter() - start)
+    return n / _seconds_to_run(face)
 
 
 def burst_before_start(face: Face, n: int) -> float:
@@ -181,9 +184,7 @@ def _timers(face: Face, n: int, cancel_half: bool) -> float:
                 cancel(h)
 
     face.soon(schedule)
-    start = time.perf_counter()
-    face.run()
-    return n / (time.perf_counter() - start)
+    return n / _seconds_to_run(face)
 
 
 def timers(face: Face, n: int) -> float:
@@ -213,9 +214,7 @@ def wakeups(face: Face, n: int) -> float:
 
     thread = threading.Thread(target=producer)
     face.soon(thread.start)
-    start = time.perf_counter()
-    face.run()
-    elapsed = time.perf_counter() - start
+    elapsed = _seconds_to_run(face)
     thread.join()
     return n / elapsed
 
@@ -243,9 +242,7 @@ def fd_pingpong(face: Face, n: int) -> float:
     face.reader(a, on_a)
     face.reader(b, on_b)
     face.soon(a.send, b"p")
-    start = time.perf_counter()
-    face.run()
-    elapsed = time.perf_counter() - start
+    elapsed = _seconds_to_run(face)
     a.close()
     b.close()
     return n / elapsed
@@ -260,9 +257,7 @@ def _rate_of_task(face: Face, main: Any, n: int) -> float:
     """Runs the coroutine ``main`` as a task until it stops the loop; returns ``n``
     per second of it."""
     task = _asyncio_loop(face).create_task(main)
-    start = time.perf_counter()
-    face.run()
-    elapsed = time.perf_counter() - start
+    elapsed = _seconds_to_run(face)
     task.result()
     return n / elapsed
 

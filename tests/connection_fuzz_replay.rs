@@ -7,6 +7,8 @@
 
 #[path = "fuzz/connection_ops.rs"]
 mod connection_ops;
+#[path = "fuzz/replay.rs"]
+mod replay;
 
 use std::io;
 
@@ -16,18 +18,7 @@ use mioloop::IoEvents;
 
 #[test]
 fn every_corpus_input_keeps_the_connections_rules() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/connection_corpus");
-    let mut inputs: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .collect();
-    inputs.sort();
-    assert!(inputs.len() >= 10, "the corpus has {} inputs", inputs.len());
-    for path in inputs {
-        let data = std::fs::read(&path).unwrap();
-        let outcome = std::panic::catch_unwind(|| connection_ops::run(&data));
-        assert!(outcome.is_ok(), "{} breaks a rule", path.display());
-    }
+    replay::replay("connection_corpus", connection_ops::run, "breaks a rule");
 }
 
 #[test]

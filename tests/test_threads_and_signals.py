@@ -48,9 +48,9 @@ def test_add_callback_from_another_thread_wakes_an_idle_loop(io_loop: IOLoop) ->
     assert statistics.median(latencies) < 0.1
 
 
-def test_ten_thousand_start_stop_rounds_from_another_thread_never_hang(io_loop: IOLoop) -> None:
-    rounds = 10_000
-    done = []
+def stopper(io_loop: IOLoop, rounds: int) -> tuple[threading.Semaphore, threading.Thread]:
+    """A thread that calls ``add_callback(io_loop.stop)`` each time the semaphore
+    is released, ``rounds`` times."""
     go = threading.Semaphore(0)
 
     def worker() -> None:
@@ -60,6 +60,13 @@ def test_ten_thousand_start_stop_rounds_from_another_thread_never_hang(io_loop: 
 
     thread = threading.Thread(target=worker, daemon=True)
     thread.start()
+    return go, thread
+
+
+def test_ten_thousand_start_stop_rounds_from_another_thread_never_hang(io_loop: IOLoop) -> None:
+    rounds = 10_000
+    done = []
+    go, thread = stopper(io_loop, rounds)
     for _ in range(rounds):
         io_loop.add_callback(go.release)
         start = time.monotonic()
@@ -74,15 +81,7 @@ def test_a_stop_from_another_thread_racing_start_is_never_lost(io_loop: IOLoop) 
     # The other thread's add_callback lands just before or just after start(): queued
     # directly while no loop runs, through the woken inbox once one does.
     rounds = 2_000
-    go = threading.Semaphore(0)
-
-    def worker() -> None:
-        for _ in range(rounds):
-            go.acquire()
-            io_loop.add_callback(io_loop.stop)
-
-    thread = threading.Thread(target=worker, daemon=True)
-    thread.start()
+    go, thread = stopper(io_loop, rounds)
     for _ in range(rounds):
         go.release()
         io_loop.start()

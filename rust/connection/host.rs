@@ -87,16 +87,22 @@ pub trait Host {
 
     /// A fatal error, reported as the host reports them (an OS error is the
     /// peer's doing); `Ok`: what `connection_lost` receives, `Err`: what must
-    /// propagate instead (an exit).
-    fn fatal(&self, err: Self::Error, message: &'static str) -> Result<Self::Error, Self::Error>;
+    /// propagate instead (an exit). By default nothing is reported and the
+    /// error goes to `connection_lost`.
+    fn fatal(&self, err: Self::Error, _message: &'static str) -> Result<Self::Error, Self::Error> {
+        Ok(err)
+    }
 
     /// An OS error as the host's error.
     fn os_error(&self, err: std::io::Error) -> Self::Error;
 
-    /// The fd may still be ready: come back to it on a later iteration.
-    fn still_ready(&self);
+    /// The fd may still be ready: come back to it on a later iteration. By
+    /// default nothing: a host whose poll reports the fd again needs no reminder.
+    fn still_ready(&self) {}
 
     /// Whoever waited for writability may go on (`true`), or the connection is
-    /// gone (`false`).
-    fn writable(&self, ok: bool) -> Result<(), Self::Error>;
+    /// gone (`false`). By default no one waits.
+    fn writable(&self, _ok: bool) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }

@@ -299,17 +299,7 @@ impl<P: Protocol> Host for Transport<'_, P> {
         Ok(())
     }
 
-    fn fatal(&self, err: io::Error, _message: &'static str) -> io::Result<io::Error> {
-        Ok(err)
-    }
-
     fn os_error(&self, err: io::Error) -> io::Error {
         err
-    }
-
-    fn still_ready(&self) {}
-
-    fn writable(&self, _ok: bool) -> io::Result<()> {
-        Ok(())
     }
 }

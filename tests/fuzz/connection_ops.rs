@@ -196,18 +196,8 @@ impl Host for Fake {
         Ok(())
     }
 
-    fn fatal(&self, err: io::Error, _message: &'static str) -> io::Result<io::Error> {
-        Ok(err)
-    }
-
     fn os_error(&self, err: io::Error) -> io::Error {
         err
-    }
-
-    fn still_ready(&self) {}
-
-    fn writable(&self, _ok: bool) -> io::Result<()> {
-        Ok(())
     }
 }
 
@@ -277,7 +267,7 @@ pub fn run(data: &[u8]) {
                 Ok(())
             }
             8 => {
-                h.room.set(h.room.get() + arg * 53);
+                give_room(&h, arg * 53);
                 Ok(())
             }
             9 if arg == 255 => {
