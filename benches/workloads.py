@@ -130,6 +130,17 @@ def callbacks_chain(face: Face, n: int) -> float:
 
 def callbacks_burst(face: Face, n: int) -> float:
     """``n`` callbacks scheduled at once, from a callback; returns callbacks/s."""
+    return _burst(face, n, before_start=False)
+
+
+def burst_before_start(face: Face, n: int) -> float:
+    """``n`` callbacks scheduled before the loop starts (a script's or a test's
+    way), then run; returns callbacks/s, scheduling included. Beside
+    ``callbacks_burst``: what scheduling costs while no loop runs."""
+    return _burst(face, n, before_start=True)
+
+
+def _burst(face: Face, n: int, before_start: bool) -> float:
     left = [n]
     soon, stop = face.soon, face.stop
 
@@ -142,25 +153,11 @@ def callbacks_burst(face: Face, n: int) -> float:
         for _ in range(n):
             soon(tick)
 
-    soon(burst)
-    return n / _seconds_to_run(face)
-
-
-def burst_before_start(face: Face, n: int) -> float:
-    """``n`` callbacks scheduled before the loop starts (a script's or a test's
-    way), then run; returns callbacks/s, scheduling included. Beside
-    ``callbacks_burst``: what scheduling costs while no loop runs."""
-    left = [n]
-    soon, stop = face.soon, face.stop
-
-    def tick() -> None:
-        left[0] -= 1
-        if not left[0]:
-            stop()
-
+    if not before_start:
+        soon(burst)
+        return n / _seconds_to_run(face)
     start = time.perf_counter()
-    for _ in range(n):
-        soon(tick)
+    burst()
     face.run()
     return n / (time.perf_counter() - start)
 

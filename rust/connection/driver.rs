@@ -11,16 +11,13 @@
 use std::io;
 
 use crate::connection::{
-    Closing, Connection, Drained, Eof, Flush, Gate, Host, Kind, Outbox, Read, Refused,
+    Closing, Connection, Drained, Eof, Flush, Gate, Host, Kind, Outbox, Read, Readable, Refused,
 };
 use crate::{IoEvents, WriteQueue};
 
 /// Runs readiness `events` of the connection's fd.
 pub fn ready<H: Host>(h: &H, events: IoEvents) -> Result<(), H::Error> {
     if events.intersects(IoEvents::READ | IoEvents::ERROR) {
-        if let Kind::WritePipe { .. } = h.with(|c| c.kind()) {
-            return reader_gone(h);
-        }
         read_ready(h, events.contains(IoEvents::READ_CLOSED))?;
     }
     if events.intersects(IoEvents::WRITE | IoEvents::ERROR) {
@@ -31,11 +28,14 @@ pub fn ready<H: Host>(h: &H, events: IoEvents) -> Result<(), H::Error> {
 
 /// Reads until the fd is drained, or [`Host::READS_PER_EVENT`] reads: then the fd
 /// is marked still ready. A short read means drained, unless the peer's EOF came
-/// with the event (`eof_pending`): the next read returns it.
+/// with the event (`eof_pending`): the next read returns it. On a write pipe the
+/// event means its reader went away.
 fn read_ready<H: Host>(h: &H, eof_pending: bool) -> Result<(), H::Error> {
     for _ in 0..H::READS_PER_EVENT {
-        if !h.with(|c| c.reads()) {
-            return Ok(());
+        match h.with(|c| c.readable()) {
+            Readable::Read => {}
+            Readable::Stop => return Ok(()),
+            Readable::ReaderGone => return reader_gone(h),
         }
         match h.read() {
             Read::Blocked => return Ok(()),
@@ -233,28 +233,22 @@ pub fn write<H: Host>(
         Err(refused) => return Ok(Err(refused)),
         Ok(done) => done,
     };
-    match sent {
-        None => {}
-        Some(Err(e)) => after_write(h, Err(h.os_error(e)))?,
-        Some(Ok((want, pause))) => {
-            if let Err(err) = sync_to(h, want) {
-                fatal(h, err, "Fatal write error on socket transport")?;
-            } else if pause {
-                h.flow(true)?;
-            }
-        }
+    let Some(sent) = sent else {
+        return Ok(Ok(gate));
+    };
+    match sent.map_err(|e| h.os_error(e)).and_then(|(want, pause)| {
+        sync_to(h, want)?;
+        Ok(pause)
+    }) {
+        Ok(true) => h.flow(true)?,
+        Ok(false) => {}
+        Err(err) => fatal(h, err, WRITE_FAILED)?,
     }
     Ok(Ok(gate))
 }
 
-/// After a write: the fd is watched for writability if anything waits, and the
-/// protocol paused past the high mark; a failed send is fatal.
-pub fn after_write<H: Host>(h: &H, sent: Result<(), H::Error>) -> Result<(), H::Error> {
-    if let Err(err) = sent.and_then(|()| sync(h)) {
-        return fatal(h, err, "Fatal write error on socket transport");
-    }
-    flow(h, true)
-}
+/// How a failed send or flush is reported.
+const WRITE_FAILED: &str = "Fatal write error on socket transport";
 
 /// Sends `data` on a stream's fd now if nothing is queued, and queues what the fd
 /// did not take; `Err`: the send failed.
@@ -280,7 +274,7 @@ pub fn flush_stream<H: Host<Outbox = WriteQueue>>(h: &H, fd: i32) -> Flush<H::Er
     match flushed {
         Ok(true) => Flush::Empty,
         Ok(false) => Flush::Pending,
-        Err(e) => Flush::Fatal(h.os_error(e), "Fatal write error on socket transport"),
+        Err(e) => Flush::Fatal(h.os_error(e), WRITE_FAILED),
     }
 }
 

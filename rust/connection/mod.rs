@@ -1,6 +1,7 @@
 //! A connection's lifecycle, once for every transport: a stream socket, a pipe's
 //! end, a datagram endpoint; on the Python bindings or on the [`NativeLoop`].
 //!
+//! - `outcomes.rs`: the kinds of fd and what the state machine's decisions return;
 //! - `state.rs`: [`Connection`], the pure state machine (what it waits for, what a
 //!   write, close, abort, EOF do), with the write queue ([`Outbox`]) and the water
 //!   marks ([`Flow`]);
@@ -22,10 +23,12 @@ mod flow;
 mod host;
 mod native;
 mod outbox;
+mod outcomes;
 mod state;
 
 pub use flow::{BadLimits, Flow, DEFAULT_HIGH_WATER};
 pub use host::{Flush, Host, Read};
 pub use native::{NativeConnection, Protocol, Transport};
 pub use outbox::{Datagram, DatagramQueue, Outbox, DATAGRAM_OVERHEAD};
-pub use state::{Closing, Connection, Drained, Eof, Gate, Kind, Refused};
+pub use outcomes::{Closing, Drained, Eof, Gate, Kind, Readable, Refused};
+pub use state::Connection;

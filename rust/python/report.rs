@@ -11,7 +11,7 @@ use super::callback::PyCallback;
 use super::hooks::Hooks;
 
 /// What a callback's failure means for the loop.
-pub(crate) enum Failure {
+enum Failure {
     /// `KeyboardInterrupt` or `SystemExit`: leave `start()`.
     Exit(PyErr),
     /// Any other exception: report it and go on.
@@ -26,7 +26,7 @@ pub(crate) fn is_cancelled_error(py: Python<'_>, err: &PyErr) -> bool {
 }
 
 /// Sorts a callback's error: exits propagate, the rest are reported.
-pub(crate) fn classify(py: Python<'_>, err: PyErr) -> Failure {
+fn classify(py: Python<'_>, err: PyErr) -> Failure {
     if err.is_instance_of::<PyKeyboardInterrupt>(py) || err.is_instance_of::<PySystemExit>(py) {
         Failure::Exit(err)
     } else {
@@ -100,14 +100,27 @@ pub(crate) fn fail_transport(
     err: PyErr,
     transport: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
+    let message = format!("Exception in callback {}", describe(transport));
+    let protocol = transport.call_method0(intern!(event_loop.py(), "get_protocol"))?;
+    report_transport(event_loop, &message, err, transport, &protocol)
+}
+
+/// Handles `err`, raised in `transport`'s work with `protocol`: an exit is
+/// returned, anything else goes to the exception handler with `message`, the
+/// transport and the protocol.
+pub(crate) fn report_transport(
+    event_loop: &Bound<'_, PyAny>,
+    message: &str,
+    err: PyErr,
+    transport: &Bound<'_, PyAny>,
+    protocol: &Bound<'_, PyAny>,
+) -> PyResult<()> {
     let py = event_loop.py();
     exit_or(py, err, |err| {
         let context = PyDict::new(py);
-        let message = format!("Exception in callback {}", describe(transport));
         context.set_item(intern!(py, "message"), message)?;
         context.set_item(intern!(py, "exception"), err.value(py))?;
         context.set_item(intern!(py, "transport"), transport)?;
-        let protocol = transport.call_method0(intern!(py, "get_protocol"))?;
         context.set_item(intern!(py, "protocol"), protocol)?;
         call_exception_handler(event_loop, context)
     })

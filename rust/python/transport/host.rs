@@ -22,15 +22,20 @@ use mio::Token;
 use pyo3::exceptions::{PyConnectionError, PyOSError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::PyString;
 
 use super::endpoint::{Endpoint, Flavor};
 use crate::connection::{driver, Connection, Flush, Host, Read};
 use crate::python::errors;
 use crate::python::fd_owner::FdOwner;
 use crate::python::release::locked;
-use crate::python::report::{self, Failure};
+use crate::python::report;
 use crate::IoEvents;
+
+/// What a writability waiter (a sendfile) gets when the connection is gone.
+pub(super) fn closed_by_peer() -> PyErr {
+    PyConnectionError::new_err("Connection is closed by peer")
+}
 
 /// A transport as the connection core sees it, for one call.
 pub(super) struct PyHost<'a, 'py, F: Flavor> {
@@ -60,16 +65,9 @@ impl<'py, F: Flavor> PyHost<'_, 'py, F> {
     /// and the protocol; an exit is returned instead.
     pub(super) fn report(&self, message: &str, err: PyErr) -> PyResult<()> {
         let py = self.py();
-        let err = match report::classify(py, err) {
-            Failure::Exit(exit) => return Err(exit),
-            Failure::Report(err) => err,
-        };
-        let context = PyDict::new(py);
-        context.set_item(intern!(py, "message"), message)?;
-        context.set_item(intern!(py, "exception"), err.value(py))?;
-        context.set_item(intern!(py, "transport"), self.slf)?;
-        context.set_item(intern!(py, "protocol"), self.ep.protocol(py))?;
-        report::call_exception_handler(self.ep.event_loop.bind(py), context)
+        let protocol = self.ep.protocol(py).into_pyobject(py)?;
+        let event_loop = self.ep.event_loop.bind(py);
+        report::report_transport(event_loop, message, err, self.slf, &protocol)
     }
 
     /// The protocol's `connection_lost(exc)`, then the socket is closed and
@@ -223,7 +221,7 @@ impl<F: Flavor> Host for PyHost<'_, '_, F> {
         if ok {
             waiter.call_method1(intern!(py, "set_result"), (py.None(),))?;
         } else {
-            let exc = PyConnectionError::new_err("Connection is closed by peer");
+            let exc = closed_by_peer();
             waiter.call_method1(intern!(py, "set_exception"), (exc.value(py),))?;
         }
         Ok(())

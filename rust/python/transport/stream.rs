@@ -305,7 +305,7 @@ impl StreamTransport {
         if waiting {
             driver::sync(&h)?;
         } else {
-            let exc = pyo3::exceptions::PyConnectionError::new_err("Connection is closed by peer");
+            let exc = super::host::closed_by_peer();
             waiter.call_method1(py, intern!(py, "set_exception"), (exc.value(py),))?;
         }
         Ok(waiter)
