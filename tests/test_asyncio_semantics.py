@@ -430,6 +430,56 @@ def test_the_task_factory_makes_every_task(loop: asyncio.AbstractEventLoop) -> N
         loop.set_task_factory(42)  # type: ignore[arg-type]
 
 
+def test_create_task_names_the_task_and_create_future_attaches_to_the_loop(loop: asyncio.AbstractEventLoop) -> None:
+    async def child() -> str:
+        return "done"
+
+    async def main() -> tuple[str, str]:
+        task = loop.create_task(child(), name="named")
+        return task.get_name(), await task
+
+    assert loop.run_until_complete(main()) == ("named", "done")
+    future = loop.create_future()
+    assert future.get_loop() is loop
+    assert not future.done()
+
+
+#: asyncio's create_task takes ``context=`` from 3.11; mioloop's on 3.10 too.
+TASK_CONTEXT = ["mioloop", "asyncio"] if sys.version_info >= (3, 11) else ["mioloop"]
+
+
+@pytest.mark.parametrize("loop", TASK_CONTEXT, indirect=True)
+def test_create_task_runs_the_task_in_the_context_given(loop: asyncio.AbstractEventLoop) -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="outside")
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "given")
+
+    async def child() -> str:
+        return var.get()
+
+    async def main() -> tuple[str, str]:
+        plain = loop.create_task(child())
+        in_ctx = loop.create_task(child(), context=ctx)  # type: ignore[call-arg,unused-ignore]
+        return await plain, await in_ctx
+
+    assert loop.run_until_complete(main()) == ("outside", "given")
+
+
+def test_create_task_and_create_future_refuse_bad_calls(loop: asyncio.AbstractEventLoop) -> None:
+    async def child() -> None:
+        pass
+
+    coro = child()
+    with pytest.raises(TypeError):
+        loop.create_task(coro, "positional name")  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        loop.create_future(1)  # type: ignore[call-arg]
+    loop.close()
+    with pytest.raises(RuntimeError, match="Event loop is closed"):
+        loop.create_task(coro)
+    coro.close()
+
+
 # Running and stopping
 
 

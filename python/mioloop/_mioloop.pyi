@@ -1,9 +1,10 @@
 """The native core of mioloop: the engine as a Python class, and its handles."""
 
+import asyncio
 import contextvars
 import datetime
-from collections.abc import Callable, Iterable
-from typing import Any, ClassVar, Protocol, SupportsFloat, TypeAlias, final
+from collections.abc import Callable, Coroutine, Generator, Iterable
+from typing import Any, ClassVar, Protocol, SupportsFloat, TypeAlias, TypeVar, final
 
 from typing_extensions import Self, TypeVarTuple, Unpack, disjoint_base
 
@@ -23,6 +24,7 @@ def _bench_calls(func: Callable[[], object], n: int) -> float:
     """Calls ``func()`` ``n`` times from native code and returns the seconds it took."""
 
 _Ts = TypeVarTuple("_Ts")
+_T = TypeVar("_T")
 
 READ: int
 WRITE: int
@@ -184,6 +186,18 @@ class LoopCore:
         context: contextvars.Context | None = None,
     ) -> TimerHandle:
         """asyncio: arranges for ``callback(*args)`` to be called at loop time ``when``."""
+    def create_future(self) -> asyncio.Future[Any]:
+        """Creates an asyncio ``Future`` attached to this loop."""
+    def create_task(
+        self,
+        coro: Coroutine[Any, Any, _T] | Generator[Any, None, _T],
+        *,
+        name: str | None = None,
+        context: contextvars.Context | None = None,
+        **kwargs: Any,
+    ) -> asyncio.Task[_T]:
+        """Schedules a coroutine as an asyncio ``Task`` on this loop (made by the
+        task factory, if one is set)."""
     def add_callback(self, callback: Callable[..., object], *args: Any, **kwargs: Any) -> None:
         """Calls the given callback on the next I/O loop iteration, in the context
         current now.

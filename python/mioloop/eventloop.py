@@ -257,11 +257,10 @@ class EventLoop(  # type: ignore[misc]
 
     # Futures and tasks
 
-    def create_future(self) -> asyncio.Future[Any]:
-        """Creates an asyncio ``Future`` attached to this loop."""
-        return asyncio.Future(loop=self)
+    # create_future and create_task are LoopCore's (native); what is not the plain
+    # case comes here.
 
-    def create_task(
+    def _create_task_slow(
         self,
         coro: Coroutine[Any, Any, _T] | Generator[Any, None, _T],
         *,
@@ -269,10 +268,8 @@ class EventLoop(  # type: ignore[misc]
         context: contextvars.Context | None = None,
         **kwargs: Any,
     ) -> asyncio.Task[_T]:
-        """Schedules a coroutine as an asyncio ``Task`` on this loop (made by the
-        task factory, if one is set). Other keyword arguments (``eager_start``...)
-        go to the ``Task`` or the factory, from Python 3.13 as asyncio's do; from
-        3.14 the factory gets ``name`` and ``context`` too."""
+        """``create_task`` with a task factory, other keywords, or ``context=``
+        before 3.11."""
         if self.is_closed():
             raise RuntimeError("Event loop is closed")
         if kwargs and sys.version_info < (3, 13):

@@ -34,6 +34,7 @@ mod run;
 mod scheduling;
 mod shared;
 mod signals;
+mod tasks;
 mod thread_id;
 mod timer_handle;
 mod transport;
