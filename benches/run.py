@@ -10,7 +10,8 @@ and to uvloop measured in the same invocation::
 
 Suites: ``micro`` (BENCHMARKS.md workloads 1-4, with the Rust-native ceiling and the
 Python call floors), ``echo`` (5: TCP echo through the Rust load generator) and
-``http`` (6: a Tornado "hello world" under each loop). Results go to
+``http`` (6: a "hello world" of Tornado, of uvicorn with httptools and Starlette, and of
+aiohttp, under each loop). Results go to
 ``benches/results/`` as ``results.json``, ``results.md`` and ``chart.png``.
 """
 
@@ -67,9 +68,14 @@ QUICK_ECHO_PEERS = [
     "node",
     "rust-native",
 ]
-HTTP_PEERS = ["mioloop", "mioloop-asyncio", "asyncio", "uvloop", "rloop"]
+#: The loops under each HTTP framework (the IOLoop face serves Tornado only).
+HTTP_PEERS = {
+    "tornado": ["mioloop", *_ASYNCIO_API],
+    "uvicorn": _ASYNCIO_API,
+    "aiohttp": _ASYNCIO_API,
+}
 ECHO_SIZES = [1024, 10 * 1024, 100 * 1024]
-HTTP_SIZE = 1  # a key for the results; the HTTP request is a fixed GET
+HTTP_SIZE = 1  # the load generator's size argument; in HTTP mode it sends a fixed GET
 
 
 class Progress:
@@ -192,9 +198,9 @@ def stop_server(proc: subprocess.Popen[str]) -> None:
     proc.communicate()
 
 
-def server_cmd(suite: str, peer: str, port: int) -> list[str] | str:
+def server_cmd(suite: str, group: str, peer: str, port: int) -> list[str] | str:
     if suite == "http":
-        return [sys.executable, str(HERE / "servers" / "http_server.py"), peer, str(port)]
+        return [sys.executable, str(HERE / "servers" / "http_server.py"), group, peer, str(port)]
     if peer == "node":
         node = shutil.which("node")
         return [node, str(HERE / "servers" / "echo_server.js"), str(port)] if node else "node is not installed"
@@ -203,9 +209,12 @@ def server_cmd(suite: str, peer: str, port: int) -> list[str] | str:
     return [sys.executable, str(HERE / "servers" / "echo_server.py"), peer, str(port)]
 
 
-def run_load(suite: str, peer: str, size: int, duration: float) -> dict[str, Any]:
+def run_load(suite: str, group: str, peer: str, duration: float) -> dict[str, Any]:
+    """One load run against a fresh server; ``group`` is the echo's message size, or
+    the HTTP framework (whose request is a fixed GET)."""
     port = free_port()
-    cmd = server_cmd(suite, peer, port)
+    cmd = server_cmd(suite, group, peer, port)
+    size = int(group) if suite == "echo" else HTTP_SIZE
     if isinstance(cmd, str):
         return {"skipped": cmd}
     proc, reason = start_server(cmd)
@@ -234,25 +243,25 @@ def run_load(suite: str, peer: str, size: int, duration: float) -> dict[str, Any
 
 def run_servers(
     suite: str,
-    peers: list[str],
-    sizes: list[int],
+    groups: dict[str, list[str]],
     args: argparse.Namespace,
     progress: Progress,
     native_error: str | None,
 ) -> dict[str, Any]:
+    """Each group's peers (the echo's sizes, the HTTP frameworks), interleaved."""
     duration = 1.0 if args.quick else 4.0
     out: dict[str, Any] = {}
-    for size in sizes:
+    for group, peers in groups.items():
         samples: dict[str, list[dict[str, Any]]] = {p: [] for p in peers}
         skipped: dict[str, str] = {}
         if native_error:
             skipped.update({p: "load generator: " + native_error for p in peers})
         for _ in range(args.repeat):
             for peer in peers:
-                progress.step(f"{suite} {size // 1024} KiB {peer}")
+                progress.step(f"{suite} {group_label(group)} {peer}")
                 if peer in skipped:
                     continue
-                result = run_load(suite, peer, size, duration)
+                result = run_load(suite, group, peer, duration)
                 if "skipped" in result or "error" in result:
                     skipped[peer] = result.get("skipped") or result["error"]
                 else:
@@ -271,8 +280,13 @@ def run_servers(
                 per_k = [1000 * r["server_cpu_s"] / r["requests"] for r in runs if r["server_cpu_s"] is not None]
                 cell["server_cpu_ms_per_1k"] = 1000 * statistics.median(per_k) if per_k else None
                 cells[peer] = cell
-        out[str(size)] = cells
+        out[group] = cells
     return out
+
+
+def group_label(group: str) -> str:
+    """A size in KiB, or the framework's name."""
+    return f"{int(group) // 1024} KiB" if group.isdigit() else group
 
 
 # Rendering
@@ -321,16 +335,19 @@ def render_micro(micro: dict[str, Any], peers: list[str]) -> list[str]:
     return lines
 
 
-def render_servers(title: str, data: dict[str, Any], peers: list[str], refs: list[str]) -> list[str]:
+def render_servers(
+    title: str, data: dict[str, Any], peers: list[str], refs: list[str], what: str = "size"
+) -> list[str]:
     head = " | ".join(f"× {r}" for r in refs)
     lines = [
         title,
         "",
-        f"| size | server | req/s | min–max | MiB/s | p50 µs | p99 µs | server CPU ms / 1k msg | client CPU | {head} |",
+        f"| {what} | server | req/s | min–max | MiB/s | p50 µs | p99 µs | server CPU ms / 1k msg"
+        f" | client CPU | {head} |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + " ---: |" * len(refs),
     ]
-    for size, cells in data.items():
-        label = f"{int(size) // 1024} KiB" if int(size) >= 1024 else "hello world"
+    for group, cells in data.items():
+        label = group_label(group)
         ref = {r: cells.get(r, {}).get("median") for r in refs}
         for peer in peers:
             cell = cells.get(peer)
@@ -374,11 +391,17 @@ def render(results: dict[str, Any]) -> str:
         ]
     if "http" in results:
         lines += render_servers(
-            "### Tornado HTTP (BENCHMARKS.md 6): hello world, keep-alive, 10 connections",
+            "### HTTP (BENCHMARKS.md 6): hello world, keep-alive, 10 connections",
             results["http"],
-            HTTP_PEERS,
+            HTTP_PEERS["tornado"],
             ["asyncio", "uvloop"],
-        ) + [""]
+            what="framework",
+        ) + [
+            "",
+            "Tornado's `mioloop` row is its IOLoop face (`mioloop.TornadoIOLoop`); every other "
+            "`mioloop-asyncio` row is mioloop's asyncio loop under the framework's own asyncio code.",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -396,17 +419,19 @@ def chart(results: dict[str, Any], path: Path) -> str | None:
     panels = [(k, "rate") for k in ("micro", "echo", "http") if k in results]
     if "echo" in results:
         panels.insert([p for p, _ in panels].index("echo") + 1, ("echo", "cpu"))
-    every_peer = list(dict.fromkeys([*MICRO_PEERS, *ECHO_PEERS, *HTTP_PEERS]))
+    every_peer = list(dict.fromkeys([*MICRO_PEERS, *ECHO_PEERS, *HTTP_PEERS["tornado"]]))
     palette = plt.get_cmap("tab20")
     colors = {peer: palette(i % 20) for i, peer in enumerate(every_peer)}
     fig, axes = plt.subplots(len(panels), 1, figsize=(12, 4.2 * len(panels)), squeeze=False)
-    titles = {"micro": "Micro workloads", "echo": "TCP echo, req/s", "http": "Tornado HTTP, req/s"}
+    titles = {"micro": "Micro workloads", "echo": "TCP echo, req/s", "http": "HTTP hello world, req/s"}
     for ax, (panel, measure) in zip(axes[:, 0], panels, strict=True):
         data = results[panel]
         groups = list(data)
         peers = [
             p
-            for p in (results["micro_peers"] if panel == "micro" else ECHO_PEERS if panel == "echo" else HTTP_PEERS)
+            for p in (
+                results["micro_peers"] if panel == "micro" else ECHO_PEERS if panel == "echo" else HTTP_PEERS["tornado"]
+            )
             if any("median" in data[g].get(p, {}) for g in groups)
         ]
         width = 0.8 / max(1, len(peers))
@@ -429,9 +454,7 @@ def chart(results: dict[str, Any], path: Path) -> str | None:
                     high.append((cell["max"] - cell["median"]) / base)
             yerr = None if measure == "cpu" else [low, high]
             ax.bar(xs, ys, width, yerr=yerr, label=peer, color=colors[peer], error_kw={"elinewidth": 0.6, "capsize": 1})
-        labels = (
-            groups if panel == "micro" else [f"{int(g) // 1024} KiB" if int(g) >= 1024 else "hello" for g in groups]
-        )
+        labels = groups if panel == "micro" else [group_label(g) for g in groups]
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(groups))], labels)
         if measure == "cpu":
             ax.set_yscale("log")  # one broken peer (rloop's BufferedProtocol) is 50x the rest
@@ -467,6 +490,7 @@ def main() -> int:
     parser.add_argument(
         "--echo-peers", nargs="+", default=None, choices=ECHO_PEERS, help="default: all (--quick: fewer)"
     )
+    parser.add_argument("--frameworks", nargs="+", default=list(HTTP_PEERS), choices=list(HTTP_PEERS))
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results.json/.md and chart.png go")
     parser.add_argument("--render-only", action="store_true", help="redraw results.md and chart.png from results.json")
     args = parser.parse_args()
@@ -488,16 +512,17 @@ def main() -> int:
     total = args.repeat * (
         ("micro" in args.suite) * len(args.workloads) * len(args.micro_peers)
         + ("echo" in args.suite) * len(ECHO_SIZES) * len(args.echo_peers)
-        + ("http" in args.suite) * len(HTTP_PEERS)
+        + ("http" in args.suite) * sum(len(HTTP_PEERS[f]) for f in args.frameworks)
     )
     progress = Progress(total)
     if "micro" in args.suite:
         results["micro"] = run_micro(args, progress, native_error)
     if "echo" in args.suite:
-        results["echo"] = run_servers("echo", args.echo_peers, ECHO_SIZES, args, progress, native_error)
+        echo = {str(size): args.echo_peers for size in ECHO_SIZES}
+        results["echo"] = run_servers("echo", echo, args, progress, native_error)
     if "http" in args.suite:
-        # The size is the loadgen's for echo; in HTTP mode it sends a fixed GET.
-        results["http"] = run_servers("http", HTTP_PEERS, [HTTP_SIZE], args, progress, native_error)
+        http = {f: HTTP_PEERS[f] for f in args.frameworks}
+        results["http"] = run_servers("http", http, args, progress, native_error)
     print(file=sys.stderr)
     args.out.mkdir(exist_ok=True, parents=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
