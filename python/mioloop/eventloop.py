@@ -42,7 +42,10 @@ __all__ = ["EventLoop", "new_event_loop"]
 _app_log = logging.getLogger("tornado.application")
 
 
+# LoopCore comes first: every native method checks that it was called on a
+# LoopCore, and that check walks the class's bases in order.
 class EventLoop(  # type: ignore[misc]
+    LoopCore,
     SocketMethods,
     NetworkMethods,
     TlsMethods,
@@ -51,7 +54,6 @@ class EventLoop(  # type: ignore[misc]
     SubprocessMethods,
     SendfileMethods,
     SignalMethods,
-    LoopCore,
     asyncio.AbstractEventLoop,
 ):
     """An asyncio event loop on mioloop's engine.
