@@ -100,12 +100,17 @@ impl<T> Inbox<T> {
 
     /// Moves the queued items into `out`, in push order, at most [`DRAIN_LIMIT`] of
     /// them. Returns whether items are left (the flag then stays set).
+    #[inline]
     pub fn drain_into(&self, out: &mut impl Extend<T>) -> bool {
         // Every push sets the flag after queueing, so a clear flag means nothing was
-        // queued since the last drain: skip the lock.
+        // queued since the last drain: skip the lock (and, inlined, the call).
         if !self.wake_pending.load(Ordering::SeqCst) {
             return false;
         }
+        self.drain_pending(out)
+    }
+
+    fn drain_pending(&self, out: &mut impl Extend<T>) -> bool {
         self.wake_pending.store(false, Ordering::SeqCst);
         let (taken, left) = {
             let mut guard = self.lock();

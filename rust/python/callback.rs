@@ -11,25 +11,48 @@ use super::handle::Handle;
 /// A callback with its arguments and its context, as the ready queue, the timer
 /// heap and an fd's watchers hold it.
 pub(crate) struct PyCallback {
+    /// The asyncio `Handle` that can cancel it. First: fields are dropped in
+    /// order, and the handle must stop pointing at the others before they go.
+    handle: HandleLink,
     pub(crate) func: Py<PyAny>,
     /// `None` when there are no arguments: the call then allocates nothing.
     args: Option<Py<PyTuple>>,
     /// The `contextvars.Context` it runs in.
     context: CallbackContext,
-    /// The asyncio `Handle` that can cancel it.
-    handle: Option<Handle>,
     /// Tornado semantics: a returned awaitable is awaited and its error logged.
     pub(crate) tornado: bool,
 }
 
+#[inline]
 pub(crate) fn check_callable(func: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
     if func.is_callable() {
         Ok(())
     } else {
-        Err(PyTypeError::new_err(format!(
-            "{method}() expects a callable, got {}",
-            func.get_type().name()?
-        )))
+        Err(not_callable(func, method))
+    }
+}
+
+/// `functools.partial(func, *args, **kwargs)`: Tornado's callbacks take keywords.
+#[cold]
+fn with_keywords(
+    func: &Bound<'_, PyAny>,
+    args: &Bound<'_, PyTuple>,
+    kwargs: &Bound<'_, PyDict>,
+) -> PyResult<Py<PyAny>> {
+    let py = func.py();
+    let partial = py
+        .import(intern!(py, "functools"))?
+        .getattr(intern!(py, "partial"))?;
+    let mut all = vec![func.clone()];
+    all.extend(args.iter());
+    Ok(partial.call(PyTuple::new(py, all)?, Some(kwargs))?.unbind())
+}
+
+#[cold]
+fn not_callable(func: &Bound<'_, PyAny>, method: &str) -> PyErr {
+    match func.get_type().name() {
+        Ok(name) => PyTypeError::new_err(format!("{method}() expects a callable, got {name}")),
+        Err(err) => err,
     }
 }
 
@@ -46,7 +69,7 @@ impl PyCallback {
             func: func.clone().unbind(),
             args: (!args.is_empty()).then(|| args.clone().unbind()),
             context: CallbackContext::given_or_current(context, func.py())?,
-            handle: None,
+            handle: HandleLink(None),
             tornado: false,
         })
     }
@@ -66,23 +89,13 @@ impl PyCallback {
                 func.clone().unbind(),
                 (!args.is_empty()).then(|| args.clone().unbind()),
             ),
-            Some(kwargs) => {
-                let partial = py
-                    .import(intern!(py, "functools"))?
-                    .getattr(intern!(py, "partial"))?;
-                let mut all = vec![func.clone()];
-                all.extend(args.iter());
-                (
-                    partial.call(PyTuple::new(py, all)?, Some(kwargs))?.unbind(),
-                    None,
-                )
-            }
+            Some(kwargs) => (with_keywords(func, args, kwargs)?, None),
         };
         Ok(PyCallback {
             func,
             args,
             context: CallbackContext::copy_current(py)?,
-            handle: None,
+            handle: HandleLink(None),
             tornado: true,
         })
     }
@@ -102,13 +115,13 @@ impl PyCallback {
             self.context.object(),
             source,
         )?;
-        self.handle = Some(handle.clone_ref(py));
+        self.handle = HandleLink(Some(handle.clone_ref(py)));
         Ok((self, handle))
     }
 
     /// The `Handle` that cancels it, if it has one.
     pub(crate) fn handle(&self) -> Option<&Handle> {
-        self.handle.as_ref()
+        self.handle.0.as_ref()
     }
 
     /// Its arguments (`None`: none).
@@ -117,7 +130,7 @@ impl PyCallback {
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.handle.as_ref().is_some_and(Handle::is_cancelled)
+        self.handle.0.as_ref().is_some_and(Handle::is_cancelled)
     }
 
     /// Calls it in its context; the result is returned for Tornado semantics.
@@ -135,12 +148,43 @@ impl PyCallback {
         // The handle holds no reference to them (and is not a GC object).
         self.context.traverse(visit)
     }
+
+    /// Lets go of it where the thread is known to hold the GIL (the iteration, after
+    /// running it): plain decrements, without the check a `Drop` makes of the
+    /// thread's state for each reference.
+    pub(crate) fn release(self, py: Python<'_>) {
+        let PyCallback {
+            mut handle,
+            func,
+            args,
+            context,
+            tornado: _,
+        } = self;
+        handle.release(py);
+        func.drop_ref(py);
+        if let Some(args) = args {
+            args.drop_ref(py);
+        }
+        context.release(py);
+    }
 }
 
-impl Drop for PyCallback {
+/// A callback's `Handle`, which points at the callback's function, arguments and
+/// context without owning them: it is told to forget them before they go.
+struct HandleLink(Option<Handle>);
+
+impl HandleLink {
+    fn release(&mut self, py: Python<'_>) {
+        if let Some(handle) = self.0.take() {
+            handle.forget_callback();
+            handle.release(py);
+        }
+    }
+}
+
+impl Drop for HandleLink {
     fn drop(&mut self) {
-        // The handle points at the function and arguments dropped next.
-        if let Some(handle) = &self.handle {
+        if let Some(handle) = &self.0 {
             handle.forget_callback();
         }
     }

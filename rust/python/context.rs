@@ -85,6 +85,33 @@ impl CallbackContext {
     pub(crate) fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&*self.0)
     }
+
+    /// What `Drop` does, on a thread known to hold the GIL.
+    pub(crate) fn release(self, py: Python<'_>) {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: as in `Drop`: the GIL is held (we have `py`), the context is
+        // alive until the reference is dropped here, and `this` is never dropped.
+        let context = unsafe {
+            untracked_back(this.0.as_ptr());
+            ManuallyDrop::take(&mut this.0)
+        };
+        context.drop_ref(py);
+    }
+}
+
+/// Puts a context copied for one callback back on the garbage collector's lists,
+/// before its last reference goes (its deallocator unlinks it unchecked).
+///
+/// # Safety
+/// `ptr` is a live `Context` and the thread holds the GIL.
+unsafe fn untracked_back(ptr: *mut ffi::PyObject) {
+    // SAFETY: the caller's contract; tracking twice is refused by CPython, hence
+    // the check.
+    unsafe {
+        if ffi::PyObject_GC_IsTracked(ptr) == 0 {
+            ffi::PyObject_GC_Track(ptr.cast());
+        }
+    }
 }
 
 impl Drop for CallbackContext {
@@ -95,12 +122,9 @@ impl Drop for CallbackContext {
         let _ = Python::try_attach(|_| {
             let ptr = self.0.as_ptr();
             // SAFETY: `ptr` is alive (we still hold our reference) and this thread
-            // is attached; tracking twice is refused by CPython, hence the check.
-            // The field is dropped once, here, and not used afterwards.
+            // is attached. The field is dropped once, here, and not used afterwards.
             unsafe {
-                if ffi::PyObject_GC_IsTracked(ptr) == 0 {
-                    ffi::PyObject_GC_Track(ptr.cast());
-                }
+                untracked_back(ptr);
                 ManuallyDrop::drop(&mut self.0);
             }
         });

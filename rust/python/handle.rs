@@ -87,6 +87,11 @@ impl Handle {
         this.context.store(std::ptr::null_mut(), Ordering::Relaxed);
     }
 
+    /// Lets go of the reference on a thread that holds the GIL.
+    pub(crate) fn release(self, py: Python<'_>) {
+        self.0.drop_ref(py);
+    }
+
     /// The Python object.
     pub(crate) fn object(&self) -> &Py<PyAny> {
         &self.0

@@ -208,6 +208,8 @@ fn unraisable_unless_exit(event_loop: &Bound<'_, PyAny>, reported: PyResult<()>)
 }
 
 /// Tornado awaits a coroutine or future returned by a callback, to log its error.
+/// Inlined: nearly every callback returns `None`.
+#[inline]
 pub(crate) fn after_tornado_call(
     event_loop: &Bound<'_, PyAny>,
     hooks: &Hooks,
@@ -216,6 +218,14 @@ pub(crate) fn after_tornado_call(
     if result.is_none() {
         return Ok(());
     }
+    await_returned(event_loop, hooks, result)
+}
+
+fn await_returned(
+    event_loop: &Bound<'_, PyAny>,
+    hooks: &Hooks,
+    result: &Bound<'_, PyAny>,
+) -> PyResult<()> {
     let returned = hooks.callback_returned.bind(event_loop.py());
     match returned.call1((event_loop, result)) {
         Ok(_) => Ok(()),

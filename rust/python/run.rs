@@ -96,13 +96,23 @@ impl LoopCore {
     fn run_once(&self, slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let shared = &*self.shared;
+        // Debug mode times each item, so it takes them one at a time. Read before
+        // the lock: it may run Python.
+        let slow_limit = Self::slow_callback_limit(slf)?;
         let mut dropped = Vec::new();
         let mut reactor = self.lock();
         let plan = reactor.begin(&shared.inbox, same, monotonic_now, &mut dropped);
         let mut interrupted = false;
+        // A callback at the front taken under the first lock (a chain of callbacks
+        // runs one an iteration).
+        let mut first = None;
         let collected = if plan == PollPlan::Skip {
-            // Busy with callbacks and polled moments ago: one lock for all of it.
+            // Busy with callbacks and polled moments ago: one lock for all of it. No
+            // poll, so no signal can be waiting to run before the first item.
             let collected = reactor.end(None, &shared.inbox, same, monotonic_now);
+            if collected.run > 0 && slow_limit.is_none() {
+                first = reactor.pop_call().map(Job::Call);
+            }
             drop(reactor);
             collected
         } else {
@@ -133,10 +143,11 @@ impl LoopCore {
         // collected runs exactly once, on the next start().
         let mut left = collected.run;
         let mut calls = Vec::new();
-        // Debug mode times each item, so it takes them one at a time.
-        let slow_limit = Self::slow_callback_limit(slf)?;
         while left > 0 {
-            let job = {
+            let job = if let Some(job) = first.take() {
+                left -= 1;
+                Some(job)
+            } else {
                 let mut reactor = self.lock();
                 // A lone item goes the plain way: a batch of one would cost the
                 // buffer's allocation for nothing.
@@ -171,7 +182,11 @@ impl LoopCore {
                     left -= calls.len();
                     self.run_calls(slf, &mut calls)?;
                 }
-                Some(Job::Call(callback)) => self.run_callback(slf, &callback)?,
+                Some(Job::Call(callback)) => {
+                    let ran = self.run_callback(slf, &callback);
+                    callback.release(py);
+                    ran?;
+                }
                 Some(Job::Fd(token, job, events)) => self.run_fd_job(slf, token, job, events)?,
             }
             if let Some((limit, culprit, started)) = timed {
@@ -186,7 +201,9 @@ impl LoopCore {
     fn run_calls(&self, slf: &Bound<'_, Self>, calls: &mut Vec<PyCallback>) -> PyResult<()> {
         let mut batch = calls.drain(..);
         while let Some(callback) = batch.next() {
-            if let Err(exit) = self.run_callback(slf, &callback) {
+            let ran = self.run_callback(slf, &callback);
+            callback.release(slf.py());
+            if let Err(exit) = ran {
                 let rest: Vec<PyCallback> = batch.collect();
                 let mut reactor = self.lock();
                 for callback in rest.into_iter().rev() {
@@ -198,6 +215,7 @@ impl LoopCore {
         Ok(())
     }
 
+    #[inline]
     fn run_callback(&self, slf: &Bound<'_, Self>, callback: &PyCallback) -> PyResult<()> {
         let py = slf.py();
         if callback.is_cancelled() {

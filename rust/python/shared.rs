@@ -96,6 +96,7 @@ impl Shared {
     /// goes first: callbacks run in the order they were scheduled, whichever
     /// thread scheduled them. While a flood from other threads leaves items in the
     /// inbox (a drain takes a bounded number), this one queues behind them there.
+    #[inline]
     pub(crate) fn push(&self, callback: PyCallback) {
         let mut reactor = self.lock();
         if !self.inbox.drain_into(&mut *reactor) {
@@ -118,6 +119,7 @@ impl Shared {
     /// them) gets its turn instead of waiting out the interpreter's switch interval
     /// behind every producer; the backlog, and the delay of the loop's timers and fds
     /// under a flood, stay bounded.
+    #[inline]
     pub(crate) fn push_threadsafe(&self, py: Python<'_>, callback: PyCallback) {
         if self.on_loop_thread() {
             self.push(callback);

@@ -122,6 +122,18 @@ impl<C, H> Reactor<C, H> {
         item
     }
 
+    /// The callback at the front of the queue, if the front is a callback (not a
+    /// timer or an fd event).
+    pub fn pop_call(&mut self) -> Option<C> {
+        if !matches!(self.ready.front(), Some(Ready::Call(_))) {
+            return None;
+        }
+        match self.pop() {
+            Some(Ready::Call(callback)) => Some(callback),
+            _ => None,
+        }
+    }
+
     /// Moves the callbacks at the front of the queue into `out`, up to `max` of
     /// them, stopping at the first timer or fd event (those are resolved when they
     /// run). Returns how many it moved.
