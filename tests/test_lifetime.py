@@ -97,6 +97,41 @@ def test_call_soon_handles_are_freed_once_run_and_dropped() -> None:
     loop.close()
 
 
+@pytest.mark.parametrize("face", ["asyncio", "tornado"])
+@pytest.mark.parametrize("shape", ["chain", "burst"])
+def test_a_callback_that_ran_lets_go_of_its_function_arguments_and_context(face: str, shape: str) -> None:
+    # A chain runs one callback an iteration (taken under the iteration's first
+    # lock), a burst runs them in batches: both let go of what each one held.
+    loop = EventLoop() if face == "asyncio" else IOLoop()
+    schedule = loop.call_soon if face == "asyncio" else loop.add_callback
+    payload = Payload()
+    left = [200]
+    seen: list[Payload] = []
+
+    def step(arg: Payload) -> None:
+        seen.append(arg)
+        left[0] -= 1
+        if not left[0]:
+            loop.stop()
+        elif shape == "chain":
+            schedule(step, arg)
+
+    func_before, payload_before = sys.getrefcount(step), sys.getrefcount(payload)
+    if shape == "chain":
+        schedule(step, payload)
+    else:
+        for _ in range(left[0]):
+            schedule(step, payload)
+    if isinstance(loop, IOLoop):
+        loop.start()
+    else:
+        loop.run_forever()
+    assert len(seen) == 200
+    seen.clear()
+    assert (sys.getrefcount(step), sys.getrefcount(payload)) == (func_before, payload_before)
+    loop.close()
+
+
 def test_call_soon_handles_cannot_be_made_or_subclassed_from_python() -> None:
     loop = EventLoop()
     handle_type = type(loop.call_soon(lambda: None))

@@ -56,7 +56,7 @@ impl Handle {
         let tp = handle_type(py)?;
         // SAFETY: the handle type's objects are `HandleObject`s, for which all
         // zeroes is valid (not cancelled, null pointers).
-        let object = unsafe { raw_type::alloc(py, tp, std::mem::size_of::<HandleObject>()) }?;
+        let object = unsafe { raw_type::alloc::<HandleObject>(py, tp) }?;
         let handle = Handle(object);
         let this = handle.fields();
         this.func.store(func.as_ptr(), Ordering::Relaxed);

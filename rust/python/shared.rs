@@ -96,7 +96,7 @@ impl Shared {
     /// goes first: callbacks run in the order they were scheduled, whichever
     /// thread scheduled them. While a flood from other threads leaves items in the
     /// inbox (a drain takes a bounded number), this one queues behind them there.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&self, callback: PyCallback) {
         let mut reactor = self.lock();
         if !self.inbox.drain_into(&mut *reactor) {
@@ -111,20 +111,25 @@ impl Shared {
 
     /// Queues a callback from any thread: onto the ready queue on the loop's
     /// thread or while no loop runs, through the inbox (waking the poll) from any
-    /// other. A loop closed
-    /// meanwhile drops it silently, as Tornado does.
+    /// other. A loop closed meanwhile drops it silently, as Tornado does. Inlined:
+    /// the loop's own thread is the hot case.
     ///
     /// Backpressure: a thread that finds more than [`BACKLOG_LIMIT`] items waiting
     /// lets go of the GIL for a moment, so the loop's thread (which needs it to run
     /// them) gets its turn instead of waiting out the interpreter's switch interval
     /// behind every producer; the backlog, and the delay of the loop's timers and fds
     /// under a flood, stay bounded.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push_threadsafe(&self, py: Python<'_>, callback: PyCallback) {
         if self.on_loop_thread() {
             self.push(callback);
-            return;
+        } else {
+            self.push_from_elsewhere(py, callback);
         }
+    }
+
+    /// `push_threadsafe` off the loop's thread, or while no loop runs.
+    fn push_from_elsewhere(&self, py: Python<'_>, callback: PyCallback) {
         if !self.is_running() {
             // No loop to take the inbox (a script scheduling before start()): the
             // ready queue, under the reactor's lock, orders it with every other

@@ -55,7 +55,7 @@ pub(crate) fn new_handle(
     // anything reads them (a zeroed `Weak` is not valid, so it is written, not
     // assigned over).
     unsafe {
-        let object = raw_type::alloc(py, tp, std::mem::size_of::<TimerObject>())?;
+        let object = raw_type::alloc::<TimerObject>(py, tp)?;
         let timer = object.as_ptr().cast::<TimerObject>();
         std::ptr::addr_of_mut!((*timer).key).write(key);
         std::ptr::addr_of_mut!((*timer).when).write(when.time);
