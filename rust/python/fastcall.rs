@@ -64,37 +64,36 @@ unsafe fn split<'py, const N: usize>(
     kwnames: *mut ffi::PyObject,
 ) -> PyResult<Split<'py, N>> {
     let nargs = usize::try_from(nargs).unwrap_or(0);
-    if kwnames.is_null() && nargs == N {
-        // The common call, `f(a, b)`: nothing to match by name.
-        // SAFETY: the caller's contract: `nargs` live objects, borrowed for the call.
-        let fixed = std::array::from_fn(|i| unsafe { Borrowed::from_ptr(py, *args.add(i)) });
-        return Ok(Split {
-            fixed,
-            rest: PyTuple::empty(py),
-            kwargs: None,
-            keyword: None,
-        });
-    }
     let kwnames = (!kwnames.is_null()).then(|| {
         // SAFETY: CPython passes a tuple of names here.
         unsafe { Borrowed::from_ptr(py, kwnames).cast_unchecked::<PyTuple>() }
     });
-    if let (Keywords::Only(only), Some(names)) = (keywords, &kwnames) {
-        // asyncio's Tasks and Futures call `call_soon(f, arg, context=ctx)`.
-        if nargs == N && names.len() == 1 {
+    // Nearly every call is all positional (`add_callback(f)`, `call_soon(f, x)`) or,
+    // from asyncio's Tasks and Futures, positional plus the keyword-only parameter
+    // (`call_soon(step, context=ctx)`): nothing to match by name.
+    let plain = match (&kwnames, keywords) {
+        (None, _) => Some(None),
+        (Some(names), Keywords::Only(only)) if names.len() == 1 => {
             let name = names.get_borrowed_item(0)?;
-            if name.cast::<PyString>()?.to_str()? == only {
-                // SAFETY: the caller's contract: `nargs` positional values, then
-                // one per name, live for the call.
-                let value = |i: usize| unsafe { Borrowed::from_ptr(py, *args.add(i)) };
-                return Ok(Split {
-                    fixed: std::array::from_fn(value),
-                    rest: PyTuple::empty(py),
-                    kwargs: None,
-                    keyword: Some(value(N)),
-                });
-            }
+            (name.cast::<PyString>()?.to_str()? == only).then_some(Some(nargs))
         }
+        _ => None,
+    };
+    if let (Some(keyword_at), true) = (plain, nargs >= N) {
+        // SAFETY: the caller's contract: `nargs` positional values, then one per
+        // name, live for the call.
+        let value = |i: usize| unsafe { Borrowed::from_ptr(py, *args.add(i)) };
+        let rest = if nargs > N {
+            PyTuple::new(py, (N..nargs).map(value))?
+        } else {
+            PyTuple::empty(py)
+        };
+        return Ok(Split {
+            fixed: std::array::from_fn(value),
+            rest,
+            kwargs: None,
+            keyword: keyword_at.map(value),
+        });
     }
     let nkw = kwnames.as_ref().map_or(0, |k| k.len());
     let values = if nargs + nkw == 0 {
