@@ -92,7 +92,7 @@ impl CallbackContext {
         // SAFETY: as in `Drop`: the GIL is held (we have `py`), the context is
         // alive until the reference is dropped here, and `this` is never dropped.
         let context = unsafe {
-            untracked_back(this.0.as_ptr());
+            track_again(this.0.as_ptr());
             ManuallyDrop::take(&mut this.0)
         };
         context.drop_ref(py);
@@ -104,7 +104,7 @@ impl CallbackContext {
 ///
 /// # Safety
 /// `ptr` is a live `Context` and the thread holds the GIL.
-unsafe fn untracked_back(ptr: *mut ffi::PyObject) {
+unsafe fn track_again(ptr: *mut ffi::PyObject) {
     // SAFETY: the caller's contract; tracking twice is refused by CPython, hence
     // the check.
     unsafe {
@@ -124,7 +124,7 @@ impl Drop for CallbackContext {
             // SAFETY: `ptr` is alive (we still hold our reference) and this thread
             // is attached. The field is dropped once, here, and not used afterwards.
             unsafe {
-                untracked_back(ptr);
+                track_again(ptr);
                 ManuallyDrop::drop(&mut self.0);
             }
         });
