@@ -444,6 +444,28 @@ def test_create_task_names_the_task_and_create_future_attaches_to_the_loop(loop:
     assert not future.done()
 
 
+def test_create_task_and_create_future_make_the_classes_asyncio_names_at_the_call(
+    loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class MyTask(asyncio.Task):  # type: ignore[type-arg]
+        pass
+
+    class MyFuture(asyncio.Future):  # type: ignore[type-arg]
+        pass
+
+    async def child() -> None:
+        pass
+
+    before = loop.create_task(child())
+    monkeypatch.setattr(asyncio.tasks, "Task", MyTask)
+    monkeypatch.setattr(asyncio.futures, "Future", MyFuture)
+    after = loop.create_task(child())
+    future = loop.create_future()
+    monkeypatch.undo()
+    loop.run_until_complete(asyncio.gather(before, after))
+    assert (type(before), type(after), type(future)) == (asyncio.Task, MyTask, MyFuture)
+
+
 #: asyncio's create_task takes ``context=`` from 3.11; mioloop's on 3.10 too.
 TASK_CONTEXT = ["mioloop", "asyncio"] if sys.version_info >= (3, 11) else ["mioloop"]
 

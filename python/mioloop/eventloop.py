@@ -291,10 +291,10 @@ class EventLoop(  # type: ignore[misc]
                 task.set_name(name)
             return task  # type: ignore[no-any-return]
         if context is None:
-            return asyncio.Task(coro, loop=self, name=name, **kwargs)
+            return asyncio.tasks.Task(coro, loop=self, name=name, **kwargs)
         if sys.version_info < (3, 11):
-            return context.run(asyncio.Task, coro, loop=self, name=name)
-        return asyncio.Task(coro, loop=self, name=name, context=context, **kwargs)
+            return context.run(asyncio.tasks.Task, coro, loop=self, name=name)
+        return asyncio.tasks.Task(coro, loop=self, name=name, context=context, **kwargs)
 
     def set_task_factory(self, factory: Callable[..., Any] | None) -> None:
         """Makes ``create_task`` call ``factory(loop, coro)`` (``context=`` too when

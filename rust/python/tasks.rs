@@ -8,13 +8,26 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyType};
+use pyo3::types::{PyDict, PyModule};
 
 use super::core::LoopCore;
 
-/// `asyncio.Future` and `asyncio.Task`, looked up once (as uvloop does).
-static FUTURE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-static TASK: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+/// `asyncio.futures` and `asyncio.tasks`, imported once. Their `Future` and `Task`
+/// are looked up at each call, as asyncio's own loop does: a program that replaces
+/// them gets its own classes here too.
+static FUTURES: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+static TASKS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+
+/// `module.name`, the module imported on first use.
+fn class_of<'py>(
+    py: Python<'py>,
+    module: &'static PyOnceLock<Py<PyModule>>,
+    path: &str,
+    name: &Bound<'py, pyo3::types::PyString>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let module = module.get_or_try_init(py, || py.import(path).map(Bound::unbind))?;
+    module.bind(py).getattr(name)
+}
 
 #[pymethods]
 impl LoopCore {
@@ -23,9 +36,7 @@ impl LoopCore {
         let py = slf.py();
         let kwargs = PyDict::new(py);
         kwargs.set_item(intern!(py, "loop"), slf)?;
-        FUTURE
-            .import(py, "asyncio", "Future")?
-            .call((), Some(&kwargs))
+        class_of(py, &FUTURES, "asyncio.futures", intern!(py, "Future"))?.call((), Some(&kwargs))
     }
 
     /// Schedules a coroutine as an asyncio ``Task`` on this loop (made by the task
@@ -60,7 +71,6 @@ impl LoopCore {
             return slf.call_method(intern!(py, "_create_task_slow"), (coro,), Some(&all));
         }
         all.set_item(intern!(py, "loop"), slf)?;
-        TASK.import(py, "asyncio", "Task")?
-            .call((coro,), Some(&all))
+        class_of(py, &TASKS, "asyncio.tasks", intern!(py, "Task"))?.call((coro,), Some(&all))
     }
 }
