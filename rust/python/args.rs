@@ -85,3 +85,17 @@ pub(crate) fn tornado_deadline(deadline: &Bound<'_, PyAny>) -> PyResult<Nanos> {
     }
     .map_err(errors::time_error)
 }
+
+/// A number argument, refused with its name.
+pub(crate) fn number(value: &Bound<'_, PyAny>, method: &str, name: &str) -> PyResult<f64> {
+    value.extract().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{method}() argument '{name}' must be a real number, not {}",
+            value
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
+    })
+}

@@ -2,7 +2,7 @@
 //! lock the core's [`Connection`] with the protocol — and how one is made.
 
 use std::os::fd::RawFd;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -188,11 +188,12 @@ impl<F: Flavor> Endpoint<F> {
     /// addresses, flags), so nothing can be let go of under the lock: the hot
     /// path needs no [`Release`].
     pub(super) fn with_conn<R>(&self, f: impl FnOnce(&mut Connection<F::Outbox>) -> R) -> R {
-        f(&mut self
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .conn)
+        f(&mut self.plain_lock().conn)
+    }
+
+    /// The state's lock, for a caller that lets go of no Python object under it.
+    fn plain_lock(&self) -> MutexGuard<'_, State<F>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The protocol, if `connection_lost` has not run.
@@ -204,7 +205,7 @@ impl<F: Flavor> Endpoint<F> {
     /// `BufferedProtocol`: one plain lock a read (a new reference is taken under
     /// it, none let go of).
     pub(super) fn reader(&self, py: Python<'_>) -> Option<(Py<PyAny>, bool)> {
-        let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let st = self.plain_lock();
         Some((st.protocol.as_ref()?.clone_ref(py), st.buffered))
     }
 
