@@ -132,6 +132,31 @@ def test_a_callback_that_ran_lets_go_of_its_function_arguments_and_context(face:
     loop.close()
 
 
+def test_a_new_handle_never_inherits_the_state_of_a_freed_one() -> None:
+    # The memory of freed handles is kept for the next ones: what the old ones
+    # were (cancelled, made in debug mode, weakly referenced) must not show.
+    loop = EventLoop()
+    loop.set_debug(True)
+    old = [loop.call_soon(print, "old") for _ in range(8)]
+    old += [loop.call_later(60, print, "old") for _ in range(8)]
+    refs = [weakref.ref(handle) for handle in old]
+    for handle in old:
+        handle.cancel()
+    del old, handle
+    loop.run_until_complete(asyncio.sleep(0))
+    assert all(ref() is None for ref in refs)
+    loop.set_debug(False)
+    new = [loop.call_soon(len, "new") for _ in range(8)]
+    new += [loop.call_later(60, len, "new") for _ in range(8)]
+    for handle in new:
+        assert not handle.cancelled()
+        assert handle._source_traceback is None  # type: ignore[attr-defined]
+        assert "len(" in repr(handle) and "print" not in repr(handle)
+        assert weakref.ref(handle)() is handle
+        handle.cancel()
+    loop.close()
+
+
 def test_call_soon_handles_cannot_be_made_or_subclassed_from_python() -> None:
     loop = EventLoop()
     handle_type = type(loop.call_soon(lambda: None))

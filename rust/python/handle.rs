@@ -38,6 +38,8 @@ struct HandleObject {
 }
 
 static HANDLE_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+/// The blocks of freed objects of the type, for the next ones.
+static FREED: raw_type::FreeList = raw_type::FreeList::new();
 
 /// An owned reference to a `Handle` object.
 pub(crate) struct Handle(Py<PyAny>);
@@ -56,7 +58,7 @@ impl Handle {
         let tp = handle_type(py)?;
         // SAFETY: the handle type's objects are `HandleObject`s, for which all
         // zeroes is valid (not cancelled, null pointers).
-        let object = unsafe { raw_type::alloc::<HandleObject>(py, tp) }?;
+        let object = unsafe { raw_type::alloc::<HandleObject>(py, tp, &FREED) }?;
         let handle = Handle(object);
         let this = handle.fields();
         this.func.store(func.as_ptr(), Ordering::Relaxed);
@@ -245,6 +247,6 @@ unsafe extern "C" fn dealloc(slf: *mut ffi::PyObject) {
         let this = handle(slf);
         raw_type::clear_weakrefs(slf, this.weakrefs);
         this.debug.release();
-        raw_type::free(slf);
+        raw_type::free(slf, &FREED);
     }
 }

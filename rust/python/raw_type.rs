@@ -9,11 +9,14 @@
 //! reference, so they can never be part of a cycle: they need no GC support.
 //!
 //! # Memory
-//! Their memory comes from pymalloc (`PyObject_Calloc`), as a Python object's
+//! Their memory comes from pymalloc (`PyObject_Malloc`), as a Python object's
 //! does: a handle per `call_soon` then costs a small-block allocation, not a trip
 //! through the C allocator (a third of a thread-safe call's instructions when it
-//! did). The contexts queued with callbacks share those arenas; a collection
-//! does not walk them while they wait (see `context.rs`).
+//! did). A type keeps the blocks of its last few freed objects for the next ones
+//! (a [`FreeList`], as CPython keeps freed floats and tuples): a chain of
+//! callbacks then reuses one block instead of allocating one per call. The
+//! contexts queued with callbacks share pymalloc's arenas; a collection does not
+//! walk them while they wait (see `context.rs`).
 //!
 //! # Safety
 //! The types are immutable, cannot be instantiated from Python nor subclassed, so
@@ -21,6 +24,7 @@
 //! here is called with the GIL held (CPython calls the slots with it; the Rust
 //! callers hold a `Python` token).
 
+use std::cell::UnsafeCell;
 use std::ffi::{c_int, c_void, CStr};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
@@ -120,20 +124,48 @@ pub(crate) fn create_type(py: Python<'_>, spec: &Spec) -> PyResult<Py<PyType>> {
     Ok(tp.cast_into::<PyType>()?.unbind())
 }
 
-/// A new, zeroed object of type `tp`, whose struct is `T`; the caller writes the
-/// fields that zero is not a valid value for. Generic, so that the zeroing is a
-/// few stores of a known size rather than `calloc`'s call to `memset`.
+/// How many freed blocks a type keeps.
+const FREE_KEPT: usize = 64;
+
+/// The memory of a type's last freed objects, kept for its next ones.
+pub(crate) struct FreeList(UnsafeCell<([*mut c_void; FREE_KEPT], usize)>);
+
+// SAFETY: only touched with the GIL held (by `alloc` and `free`, whose callers
+// hold it), and the module declares that it uses the GIL, so one thread at a time.
+unsafe impl Sync for FreeList {}
+
+impl FreeList {
+    pub(crate) const fn new() -> Self {
+        FreeList(UnsafeCell::new(([std::ptr::null_mut(); FREE_KEPT], 0)))
+    }
+}
+
+/// A new, zeroed object of type `tp`, whose struct is `T`, in a block from `kept`
+/// or else from pymalloc; the caller writes the fields that zero is not a valid
+/// value for. Generic, so that the zeroing is a few stores of a known size rather
+/// than `calloc`'s call to `memset`.
 ///
 /// # Safety
-/// `tp` is a type made by `create_type` for the struct `T`.
+/// `tp` is a type made by `create_type` for the struct `T`, and `kept` its list.
 #[inline]
-pub(crate) unsafe fn alloc<T>(py: Python<'_>, tp: &Bound<'_, PyType>) -> PyResult<Py<PyAny>> {
+pub(crate) unsafe fn alloc<T>(
+    py: Python<'_>,
+    tp: &Bound<'_, PyType>,
+    kept: &FreeList,
+) -> PyResult<Py<PyAny>> {
     let size = std::mem::size_of::<T>();
-    // SAFETY: the GIL is held. The memory is `size` bytes, zeroed here;
+    // SAFETY: the GIL is held, so the list is ours alone; its blocks are
+    // `size`-byte blocks of pymalloc's. The memory is zeroed here;
     // `PyObject_Init` sets its type (taking a reference to the heap type) and a
     // reference count of one, which `from_owned_ptr` takes over.
     unsafe {
-        let memory = ffi::PyObject_Malloc(size);
+        let (blocks, len) = &mut *kept.0.get();
+        let memory = if *len > 0 {
+            *len -= 1;
+            blocks[*len]
+        } else {
+            ffi::PyObject_Malloc(size)
+        };
         if memory.is_null() {
             return Err(PyMemoryError::new_err("out of memory for a handle"));
         }
@@ -255,16 +287,25 @@ pub(crate) unsafe fn new_ref_or_none(ptr: *mut ffi::PyObject) -> *mut ffi::PyObj
     ptr
 }
 
-/// Frees an object made by `alloc`, once its fields are dropped.
+/// Frees an object made by `alloc`, once its fields are dropped: its block goes
+/// back to `kept`, or to pymalloc if the list is full.
 ///
 /// # Safety
-/// Called from the type's `tp_dealloc`, with a live object `alloc` made.
-pub(crate) unsafe fn free(slf: *mut ffi::PyObject) {
-    // SAFETY: as the caller promises; an instance holds a reference to its (heap)
-    // type, released once the memory is freed.
+/// Called from the type's `tp_dealloc`, with a live object `alloc` made with
+/// `kept`, and the GIL held.
+pub(crate) unsafe fn free(slf: *mut ffi::PyObject, kept: &FreeList) {
+    // SAFETY: as the caller promises; the list is ours alone under the GIL. An
+    // instance holds a reference to its (heap) type, released once the memory is
+    // kept or freed.
     unsafe {
         let tp = ffi::Py_TYPE(slf);
-        ffi::PyObject_Free(slf.cast());
+        let (blocks, len) = &mut *kept.0.get();
+        if *len < FREE_KEPT {
+            blocks[*len] = slf.cast();
+            *len += 1;
+        } else {
+            ffi::PyObject_Free(slf.cast());
+        }
         ffi::Py_DecRef(tp.cast());
     }
 }

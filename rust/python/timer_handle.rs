@@ -38,6 +38,8 @@ struct TimerObject {
 }
 
 static TIMER_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+/// The blocks of freed objects of the type, for the next ones.
+static FREED: raw_type::FreeList = raw_type::FreeList::new();
 
 /// A new handle of the timer `key`, due at loop time `when`, made where
 /// `source_traceback` says (debug mode). Cancelling it releases the timer's
@@ -55,7 +57,7 @@ pub(crate) fn new_handle(
     // anything reads them (a zeroed `Weak` is not valid, so it is written, not
     // assigned over).
     unsafe {
-        let object = raw_type::alloc::<TimerObject>(py, tp)?;
+        let object = raw_type::alloc::<TimerObject>(py, tp, &FREED)?;
         let timer = object.as_ptr().cast::<TimerObject>();
         std::ptr::addr_of_mut!((*timer).key).write(key);
         std::ptr::addr_of_mut!((*timer).when).write(when.time);
@@ -239,6 +241,6 @@ unsafe extern "C" fn dealloc(slf: *mut ffi::PyObject) {
         raw_type::clear_weakrefs(slf, (*timer).weakrefs);
         (*timer).debug.release();
         std::ptr::drop_in_place(std::ptr::addr_of_mut!((*timer).shared));
-        raw_type::free(slf);
+        raw_type::free(slf, &FREED);
     }
 }
