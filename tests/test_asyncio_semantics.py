@@ -187,6 +187,29 @@ def test_a_context_that_is_not_a_context_is_refused(loop: asyncio.AbstractEventL
         assert loop._stats()["ready"] == 0
 
 
+def test_call_soon_takes_context_by_name_however_the_keyword_is_passed(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    # A call site's names, a dict unpacked at each call, a Task's own: each is
+    # matched by name, and another name is refused wherever it comes after them.
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    context = contextvars.copy_context()
+    context.run(var.set, "given")
+    seen: list[str] = []
+
+    async def step() -> None:
+        await asyncio.sleep(0)
+        seen.append("task " + var.get())
+
+    for _ in range(3):
+        loop.call_soon(lambda: seen.append(var.get()), context=context)
+        loop.call_soon(lambda: seen.append(var.get()), **{"context": context})
+        with pytest.raises(TypeError, match="keyword"):
+            loop.call_soon(print, **{"contxt": context})  # type: ignore[arg-type]
+        loop.run_until_complete(step())
+    assert seen == ["given", "given", "task unset"] * 3
+
+
 # Nested runs
 
 

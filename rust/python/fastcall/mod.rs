@@ -20,7 +20,7 @@ use pyo3::panic::PanicException;
 use pyo3::prelude::*;
 use pyo3::types::{PyInt, PyString, PyType};
 
-use self::split::{split, Keywords, Split};
+use self::split::{split, KeywordOnly, Keywords, Split};
 use super::args::number;
 use super::core::LoopCore;
 use super::scheduling::When;
@@ -88,13 +88,14 @@ macro_rules! fastcall_method {
     };
 }
 
-const CONTEXT: Keywords = Keywords::Only("context");
+/// asyncio's keyword-only parameter of the scheduling methods.
+static CONTEXT: KeywordOnly = KeywordOnly::new("context");
 
 fastcall_method!(
     call_soon,
     "call_soon",
     ["callback"],
-    CONTEXT,
+    Keywords::Only(&CONTEXT),
     |_py, core, [callback], args, _, context| core.call_soon(&callback, &args, context.as_deref())
 );
 
@@ -102,7 +103,7 @@ fastcall_method!(
     call_soon_threadsafe,
     "call_soon_threadsafe",
     ["callback"],
-    CONTEXT,
+    Keywords::Only(&CONTEXT),
     |_py, core, [callback], args, _, context| {
         core.call_soon_threadsafe(&callback, &args, context.as_deref())
     }
@@ -112,7 +113,7 @@ fastcall_method!(
     call_later,
     "call_later",
     ["delay", "callback"],
-    CONTEXT,
+    Keywords::Only(&CONTEXT),
     |_py, core, [delay, callback], args, _, context| {
         let when = When::After(number(&delay, "call_later", "delay")?);
         core.asyncio_timer(when, &callback, &args, context.as_deref())
@@ -123,7 +124,7 @@ fastcall_method!(
     call_at,
     "call_at",
     ["when", "callback"],
-    CONTEXT,
+    Keywords::Only(&CONTEXT),
     |_py, core, [when, callback], args, _, context| {
         let when = When::At(
             number(&when, "call_at", "when")?,

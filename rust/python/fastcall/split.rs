@@ -2,6 +2,8 @@
 //! split as Python splits it for `def f(a, b, *args, **kwargs)` or
 //! `def f(a, b, *args, context=None)`.
 
+use std::sync::atomic::{AtomicPtr, Ordering};
+
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -13,7 +15,49 @@ pub(super) enum Keywords {
     /// Tornado's `**kwargs`: they go to the callback.
     Collect,
     /// asyncio's: one keyword-only parameter (`context`), nothing else.
-    Only(&'static str),
+    Only(&'static KeywordOnly),
+}
+
+/// A keyword-only parameter, and the last tuple of keyword names found to hold
+/// it alone: asyncio's Tasks and Futures pass the same tuple on every
+/// `call_soon(step, context=ctx)`, which then matches by identity instead of by
+/// reading its text.
+pub(super) struct KeywordOnly {
+    name: &'static str,
+    /// A reference the parameter owns (the tuple cannot be freed, and its address
+    /// reused, while kept here), or null.
+    seen: AtomicPtr<ffi::PyObject>,
+}
+
+impl KeywordOnly {
+    pub(super) const fn new(name: &'static str) -> Self {
+        KeywordOnly {
+            name,
+            seen: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+
+    /// Whether `names`, a tuple of one name, names this parameter.
+    fn alone_in(&self, names: &Borrowed<'_, '_, PyTuple>) -> PyResult<bool> {
+        if self.seen.load(Ordering::Relaxed) == names.as_ptr() {
+            return Ok(true);
+        }
+        let name = names.get_borrowed_item(0)?;
+        if name.cast::<PyString>()?.to_str()? != self.name {
+            return Ok(false);
+        }
+        let kept = names.as_ptr();
+        // SAFETY: the GIL is held (`names` is borrowed under it): a new reference
+        // to keep, and the one kept before let go of.
+        unsafe {
+            ffi::Py_IncRef(kept);
+            let old = self.seen.swap(kept, Ordering::Relaxed);
+            if !old.is_null() {
+                ffi::Py_DecRef(old);
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// A call's arguments, split as `(fixed..., *args, **kwargs)` or
@@ -59,8 +103,7 @@ pub(super) unsafe fn split<'py, const N: usize>(
     let plain = match (&kwnames, keywords) {
         (None, _) => Some(None),
         (Some(names), Keywords::Only(only)) if names.len() == 1 => {
-            let name = names.get_borrowed_item(0)?;
-            (name.cast::<PyString>()?.to_str()? == only).then_some(Some(nargs))
+            only.alone_in(names)?.then_some(Some(nargs))
         }
         _ => None,
     };
@@ -104,7 +147,7 @@ pub(super) unsafe fn split<'py, const N: usize>(
             continue;
         }
         match keywords {
-            Keywords::Only(only) if only == text => keyword = Some(given),
+            Keywords::Only(only) if only.name == text => keyword = Some(given),
             Keywords::Only(_) => {
                 return Err(PyTypeError::new_err(format!(
                     "{method}() got an unexpected keyword argument '{text}'"
