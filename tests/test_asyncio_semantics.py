@@ -616,7 +616,7 @@ def test_a_timer_handle_tells_the_time_it_was_given(loop: asyncio.AbstractEventL
 
 
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="asyncio does so from 3.12 (get_context() is new there)")
-@pytest.mark.parametrize("failing", ["callback", "task"])
+@pytest.mark.parametrize("failing", ["callback", "timer", "task"])
 def test_the_exception_handler_runs_in_the_context_of_what_failed(
     loop: asyncio.AbstractEventLoop, failing: str
 ) -> None:
@@ -636,6 +636,10 @@ def test_the_exception_handler_runs_in_the_context_of_what_failed(
         if failing == "callback":
             handle = loop.call_soon(callback)
             assert handle.get_context() is not None
+        elif failing == "timer":
+            timer = loop.call_later(0, callback)
+            assert timer.get_context() is not None
+            await asyncio.sleep(0.01)
         else:
             loop.create_task(task())  # dropped: reported as never retrieved
         await asyncio.sleep(0)

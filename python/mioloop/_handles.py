@@ -56,4 +56,6 @@ def culprit(func: Any, args: tuple[Any, ...] | None, handle: Any, debug: bool) -
     if isinstance(owner, asyncio.Task):
         return repr(owner)
     source_traceback = getattr(handle, "_source_traceback", None) if debug else None
-    return handle_repr("Handle", False, None, func, args, source_traceback)
+    when = getattr(handle, "_when", None)
+    name = "Handle" if when is None else "TimerHandle"
+    return handle_repr(name, False, when, func, args, source_traceback)

@@ -58,6 +58,8 @@ class TimerHandle:
         """Cancels the timer; does nothing if it already ran or was cancelled."""
     def cancelled(self) -> bool:
         """Whether ``cancel()`` was called."""
+    def get_context(self) -> contextvars.Context | None:
+        """The ``contextvars.Context`` the callback runs in (None once it ran)."""
     def when(self) -> float:
         """The timer's deadline, in the loop's time."""
     @property

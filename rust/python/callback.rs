@@ -6,7 +6,7 @@ use pyo3::types::{PyDict, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
 use super::context::CallbackContext;
-use super::handle::Handle;
+use super::handle::{Handle, Timer};
 
 /// A callback with its arguments and its context, as the ready queue, the timer
 /// heap and an fd's watchers hold it.
@@ -100,9 +100,16 @@ impl PyCallback {
         })
     }
 
-    /// Attaches a new `Handle` that cancels this callback, and returns it; in
-    /// debug mode, the handle keeps where it was made.
-    pub(crate) fn with_handle(mut self, py: Python<'_>, debug: bool) -> PyResult<(Self, Handle)> {
+    /// Attaches a new `Handle` that cancels this callback (a `TimerHandle` if it is
+    /// a `timer`'s), and returns it; in debug mode, the handle keeps where it was
+    /// made. Inlined: a `call_soon`'s (no timer) then carries no timer about.
+    #[inline(always)]
+    pub(crate) fn with_handle(
+        mut self,
+        py: Python<'_>,
+        timer: Option<Timer>,
+        debug: bool,
+    ) -> PyResult<(Self, Handle)> {
         let source = if debug {
             Some(super::handle::source_traceback(py)?)
         } else {
@@ -113,6 +120,7 @@ impl PyCallback {
             &self.func,
             self.args.as_ref(),
             self.context.object(),
+            timer,
             source,
         )?;
         self.handle = HandleLink(Some(handle.clone_ref(py)));

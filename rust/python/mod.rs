@@ -6,13 +6,13 @@
 //!   and `watchers.rs` (asyncio's readers and writers);
 //! - `shared.rs`: the state shared with handles and other threads;
 //! - `fd_owner.rs`: who owns a registered fd, and what its events run;
-//! - `callback.rs`, `context.rs`, `handle.rs`, `timer_handle.rs`: a queued
+//! - `callback.rs`, `context.rs`, `handle.rs` (on `raw_type.rs`): a queued
 //!   callback, the `contextvars` it runs in, and the handles that cancel it;
 //! - `transport/`: asyncio transports with their I/O in Rust;
 //! - `report.rs`: what happens to a callback's exception; `debug.rs`: asyncio's
 //!   debug mode (slow callbacks, calls from other threads);
 //! - `signals.rs`: the signal wake-up socket;
-//! - `fastcall.rs`: Tornado's scheduling methods without a tuple per call;
+//! - `fastcall/`: the scheduling methods of both faces without a tuple per call;
 //! - `args.rs`, `errors.rs`, `thread_id.rs`: arguments in, exceptions out, and
 //!   which thread is the loop's.
 
@@ -36,7 +36,6 @@ mod shared;
 mod signals;
 mod tasks;
 mod thread_id;
-mod timer_handle;
 mod transport;
 mod watchers;
 
@@ -60,7 +59,6 @@ fn _mioloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     fastcall::install(&m.py().get_type::<core::LoopCore>())?;
     m.add_function(wrap_pyfunction!(_bench_calls, m)?)?;
     handle::add_to(m)?;
-    timer_handle::add_to(m)?;
     transport::add_to(m)?;
     m.add("READ", crate::IoEvents::READ.bits())?;
     m.add("WRITE", crate::IoEvents::WRITE.bits())?;

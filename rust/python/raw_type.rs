@@ -31,6 +31,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use pyo3::exceptions::PyMemoryError;
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 
 /// A `METH_NOARGS` method.
@@ -138,6 +139,16 @@ impl FreeList {
     pub(crate) const fn new() -> Self {
         FreeList(UnsafeCell::new(([std::ptr::null_mut(); FREE_KEPT], 0)))
     }
+}
+
+/// The type `spec` describes, made on first use and kept in `cell`.
+pub(crate) fn type_once<'py>(
+    py: Python<'py>,
+    cell: &'static PyOnceLock<Py<PyType>>,
+    spec: &Spec,
+) -> PyResult<&'py Bound<'py, PyType>> {
+    cell.get_or_try_init(py, || create_type(py, spec))
+        .map(|tp| tp.bind(py))
 }
 
 /// A new, zeroed object of type `tp`, whose struct is `T`, in a block from `kept`

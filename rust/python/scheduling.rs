@@ -13,8 +13,7 @@ use super::callback::PyCallback;
 use super::context;
 use super::core::LoopCore;
 use super::errors;
-use super::handle::Handle;
-use super::timer_handle;
+use super::handle::{self, Handle, Timer};
 use crate::{deadline_after, deadline_at, monotonic_now, nanos_to_secs, Nanos};
 
 /// When a timer is due: after a delay (`call_later`), or at a loop time
@@ -152,7 +151,11 @@ impl LoopCore {
     ) -> PyResult<(PyCallback, Handle)> {
         self.check_open()?;
         let debug = self.debug.load(std::sync::atomic::Ordering::Relaxed);
-        PyCallback::asyncio(callback, args, context, method)?.with_handle(callback.py(), debug)
+        PyCallback::asyncio(callback, args, context, method)?.with_handle(
+            callback.py(),
+            None,
+            debug,
+        )
     }
 
     fn schedule_timer(
@@ -162,13 +165,13 @@ impl LoopCore {
         shown: Shown,
         callback: PyCallback,
     ) -> PyResult<Py<PyAny>> {
-        let source = if self.debug.load(std::sync::atomic::Ordering::Relaxed) {
-            Some(super::handle::source_traceback(py)?)
-        } else {
-            None
-        };
+        let timer = Timer::new(shown, Arc::downgrade(&self.shared));
+        let debug = self.debug.load(std::sync::atomic::Ordering::Relaxed);
+        let (callback, handle) = callback.with_handle(py, Some(timer), debug)?;
         let key = self.lock().timers.insert(deadline, callback);
-        timer_handle::new_handle(py, key, shown, Arc::downgrade(&self.shared), source)
+        // Before the handle is returned: nothing could cancel it yet.
+        handle.set_timer_key(key);
+        Ok(handle.into_object())
     }
 
     /// Schedules a Tornado-style timer, or an asyncio one if the only keyword is an
@@ -200,7 +203,7 @@ impl LoopCore {
 impl LoopCore {
     /// Cancels a pending timeout. Removing one that already ran does nothing.
     fn remove_timeout(&self, timeout: &Bound<'_, PyAny>) -> PyResult<()> {
-        timer_handle::cancel_handle(timeout)?;
+        handle::cancel_timer(timeout)?;
         Ok(())
     }
 }
