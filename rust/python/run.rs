@@ -110,10 +110,22 @@ impl LoopCore {
             // Busy with callbacks and polled moments ago: one lock for all of it. No
             // poll, so no signal can be waiting to run before the first item.
             let collected = reactor.end(None, &shared.inbox, same, monotonic_now);
-            if collected.run > 0 && slow_limit.is_none() {
-                first = reactor.pop_call().map(Job::Call);
-            }
+            let popped = if collected.run > 0 && slow_limit.is_none() {
+                reactor.pop_call()
+            } else {
+                None
+            };
             drop(reactor);
+            if let Some(callback) = popped {
+                if collected.run == 1 {
+                    // The iteration is this callback alone (a chain's link): run it
+                    // where it was popped, without a move into the loop's jobs.
+                    let ran = self.run_callback(slf, &callback);
+                    callback.release(py);
+                    return ran;
+                }
+                first = Some(Job::Call(callback));
+            }
             collected
         } else {
             drop(reactor);
