@@ -20,7 +20,7 @@ use pyo3::panic::PanicException;
 use pyo3::prelude::*;
 use pyo3::types::{PyInt, PyString, PyType};
 
-use self::split::{split, KeywordOnly, Keywords, Split};
+use self::split::{empty_tuple, split, KeywordOnly, Keywords, Split};
 use super::args::number;
 use super::core::LoopCore;
 use super::scheduling::When;
@@ -76,8 +76,9 @@ macro_rules! fastcall_method {
             // and `enter`).
             unsafe {
                 enter(slf, |$py, $core| {
-                    let Split { fixed, rest: $rest, kwargs, keyword } =
+                    let Split { fixed, rest, kwargs, keyword } =
                         split($py, $method, [$($param),+], $keywords, args, nargs, kwnames)?;
+                    let $rest = rest.as_ref().unwrap_or_else(|| empty_tuple($py));
                     let $fixed = fixed;
                     let $kwargs = kwargs;
                     let $keyword = keyword;

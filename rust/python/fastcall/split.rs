@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
 /// What a method does with keywords other than its fixed parameters.
@@ -64,11 +65,19 @@ impl KeywordOnly {
 /// `(fixed..., *args, <keyword>=None)`.
 pub(super) struct Split<'py, const N: usize> {
     pub(super) fixed: [Borrowed<'py, 'py, PyAny>; N],
-    pub(super) rest: Bound<'py, PyTuple>,
+    /// The extra positional arguments; `None` when there are none.
+    pub(super) rest: Option<Bound<'py, PyTuple>>,
     /// The collected keywords (`Keywords::Collect`), `None` when there are none.
     pub(super) kwargs: Option<Bound<'py, PyDict>>,
     /// The keyword-only parameter's value (`Keywords::Only`).
     pub(super) keyword: Option<Borrowed<'py, 'py, PyAny>>,
+}
+
+/// The empty tuple, borrowed: a call with no extra arguments then costs no
+/// reference counting for its `*args`.
+pub(super) fn empty_tuple(py: Python<'_>) -> &Bound<'_, PyTuple> {
+    static EMPTY: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
+    EMPTY.get_or_init(py, || PyTuple::empty(py).unbind()).bind(py)
 }
 
 /// Splits a fastcall argument array (`args[..nargs]` positional, then one value
@@ -112,9 +121,9 @@ pub(super) unsafe fn split<'py, const N: usize>(
         // name, live for the call.
         let value = |i: usize| unsafe { Borrowed::from_ptr(py, *args.add(i)) };
         let rest = if nargs > N {
-            PyTuple::new(py, (N..nargs).map(value))?
+            Some(PyTuple::new(py, (N..nargs).map(value))?)
         } else {
-            PyTuple::empty(py)
+            None
         };
         return Ok(Split {
             fixed: std::array::from_fn(value),
@@ -177,9 +186,9 @@ pub(super) unsafe fn split<'py, const N: usize>(
     // Each fixed parameter came one way exactly (checked above).
     let fixed = std::array::from_fn(|i| by_keyword[i].take().unwrap_or_else(|| value(i)));
     let rest = if nargs > N {
-        PyTuple::new(py, (N..nargs).map(value))?
+        Some(PyTuple::new(py, (N..nargs).map(value))?)
     } else {
-        PyTuple::empty(py)
+        None
     };
     Ok(Split {
         fixed,
