@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ctypes
 import functools
 import gc
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import weakref
 
 import pytest
@@ -154,6 +156,51 @@ def test_a_new_handle_never_inherits_the_state_of_a_freed_one() -> None:
         assert "len(" in repr(handle) and "print" not in repr(handle)
         assert weakref.ref(handle)() is handle
         handle.cancel()
+    loop.close()
+
+
+def test_collections_while_callbacks_wait_in_every_queue_leave_them_intact() -> None:
+    # A callback's context copy stays on the collector's lists in a short queue
+    # and is taken off in a long one, a timer or another thread's: collections
+    # while they wait, and while each runs, must find every list consistent, and
+    # each callback must still see its own context.
+    loop = EventLoop()
+    var: contextvars.ContextVar[int] = contextvars.ContextVar("var")
+    seen: list[int] = []
+    all_ran = loop.create_future()
+    count = 300
+
+    def check() -> None:
+        gc.collect()
+        seen.append(var.get(-1))
+        if len(seen) == count:
+            all_ran.set_result(None)
+
+    def schedule(i: int, how: str) -> asyncio.Handle | None:
+        var.set(i)
+        if how == "soon":
+            return loop.call_soon(check)
+        if how == "later":
+            return loop.call_later(0, check)
+        thread = threading.Thread(target=lambda: (var.set(i), loop.call_soon_threadsafe(check)))
+        thread.start()
+        thread.join()
+        return None
+
+    cancelled = []
+    for i in range(count):
+        contextvars.copy_context().run(schedule, i, ("soon", "soon", "later", "thread")[i % 4])
+        if i % 7 == 0:
+            cancelled.append(contextvars.copy_context().run(schedule, -1 - i, ("soon", "later")[i % 2]))
+        if i % 50 == 0:
+            gc.collect()
+    for handle in cancelled:
+        assert handle is not None
+        handle.cancel()
+    gc.collect()
+    loop.run_until_complete(all_ran)
+    gc.collect()
+    assert sorted(seen) == list(range(count))
     loop.close()
 
 

@@ -21,6 +21,10 @@ pub(crate) struct PyCallback {
     context: CallbackContext,
     /// Tornado semantics: a returned awaitable is awaited and its error logged.
     pub(crate) tornado: bool,
+    /// The context is a copy made for this callback alone.
+    own_context: bool,
+    /// That copy is off the garbage collector's lists ([`PyCallback::set_aside`]).
+    set_aside: bool,
 }
 
 #[inline]
@@ -71,6 +75,8 @@ impl PyCallback {
             context: CallbackContext::given_or_current(context, func.py())?,
             handle: HandleLink(None),
             tornado: false,
+            own_context: context.map_or(true, |c| c.is_none()),
+            set_aside: false,
         })
     }
 
@@ -97,6 +103,8 @@ impl PyCallback {
             context: CallbackContext::copy_current(py)?,
             handle: HandleLink(None),
             tornado: true,
+            own_context: true,
+            set_aside: false,
         })
     }
 
@@ -125,6 +133,18 @@ impl PyCallback {
         )?;
         self.handle = HandleLink(Some(handle.clone_ref(py)));
         Ok((self, handle))
+    }
+
+    /// Takes its context off the garbage collector's lists while it waits, if the
+    /// context is a copy made for it (see `context.rs`): the loop's choice for a
+    /// callback that may wait among many. Called with the GIL held.
+    pub(crate) fn set_aside(&mut self) {
+        if self.own_context && !self.set_aside {
+            // SAFETY: a copy made for this callback alone, tracked until now (it is
+            // set aside once); every caller holds the GIL, and `release` is told.
+            unsafe { self.context.set_aside() };
+            self.set_aside = true;
+        }
     }
 
     /// The `Handle` that cancels it, if it has one.
@@ -167,13 +187,15 @@ impl PyCallback {
             args,
             context,
             tornado: _,
+            own_context: _,
+            set_aside,
         } = self;
         handle.release(py);
         func.drop_ref(py);
         if let Some(args) = args {
             args.drop_ref(py);
         }
-        context.release(py);
+        context.release(py, set_aside);
     }
 }
 

@@ -28,28 +28,38 @@ pub(crate) fn is_context(obj: &Bound<'_, PyAny>) -> bool {
 /// the context current when it was scheduled, made for it alone.
 ///
 /// # Garbage collection
-/// A copy made for one callback is taken off the garbage collector's lists while
-/// the callback waits. Nothing else can reach it (Python code only ever gets copies
-/// of a context, never the one it runs in), so no collection could free it, yet a
+/// A copy made for one callback may be taken off the garbage collector's lists
+/// while the callback waits ([`CallbackContext::set_aside`]): the loop does so for
+/// a callback queued behind many others, a timer, or one sent from another
+/// thread. Nothing else can reach the copy (Python code only ever gets copies of a
+/// context, never the one it runs in), so no collection could free it, yet a
 /// burst of queued callbacks made every collection traverse each copy: a third of
-/// the time of a burst. It goes back on the lists before it is released: a
-/// `Context`'s deallocator unlinks it from them without checking. The price: a
-/// reference cycle that runs through a *queued* callback's context variables
+/// the time of a burst. A callback queued behind few others (a chain's link)
+/// keeps its copy tracked: taking it off and putting it back would cost more than
+/// a collection spends on it. A copy set aside goes back on the lists before it is
+/// released: a `Context`'s deallocator unlinks it from them without checking. The
+/// price: a reference cycle that runs through a set-aside context's variables
 /// stays uncollected until the callback runs or is dropped.
 ///
 /// Every `Context` is tracked from its creation, so an untracked one is such a
-/// copy: no flag says so, and the struct is one pointer (it is in every queued
-/// callback and timer).
+/// copy (the callback that holds it knows it set it aside; `Drop` checks).
 pub(crate) struct CallbackContext(ManuallyDrop<Py<PyAny>>);
 
 impl CallbackContext {
     /// A copy of the current context, for one callback.
     pub(crate) fn copy_current(py: Python<'_>) -> PyResult<Self> {
-        let context = capture(py)?;
-        // SAFETY: a fresh `Context` object (a GC type, tracked at creation) that no
-        // one else holds; the GIL is held. `Drop` tracks it again.
-        unsafe { ffi::PyObject_GC_UnTrack(context.as_ptr().cast()) };
-        Ok(CallbackContext(ManuallyDrop::new(context)))
+        Ok(CallbackContext(ManuallyDrop::new(capture(py)?)))
+    }
+
+    /// Takes a copy made by [`copy_current`](Self::copy_current) off the garbage
+    /// collector's lists while its callback waits (see the type's notes).
+    ///
+    /// # Safety
+    /// The context is such a copy, still tracked, that no one else holds; the
+    /// thread holds the GIL. [`release`](Self::release) is then told so.
+    pub(crate) unsafe fn set_aside(&self) {
+        // SAFETY: as the caller promises.
+        unsafe { ffi::PyObject_GC_UnTrack(self.0.as_ptr().cast()) };
     }
 
     /// `context` if given and not `None` (it must be a `contextvars.Context`), else
@@ -86,13 +96,17 @@ impl CallbackContext {
         visit.call(&*self.0)
     }
 
-    /// What `Drop` does, on a thread known to hold the GIL.
-    pub(crate) fn release(self, py: Python<'_>) {
+    /// What `Drop` does, on a thread known to hold the GIL, for a context that
+    /// was `set_aside` or not (no check of the collector's lists needed).
+    pub(crate) fn release(self, py: Python<'_>, set_aside: bool) {
         let mut this = ManuallyDrop::new(self);
-        // SAFETY: as in `Drop`: the GIL is held (we have `py`), the context is
-        // alive until the reference is dropped here, and `this` is never dropped.
+        // SAFETY: the GIL is held (we have `py`); the context is alive until the
+        // reference is dropped here, and `this` is never dropped. A context set
+        // aside is untracked (the caller's word), so tracking it once is allowed.
         let context = unsafe {
-            track_again(this.0.as_ptr());
+            if set_aside {
+                ffi::PyObject_GC_Track(this.0.as_ptr().cast());
+            }
             ManuallyDrop::take(&mut this.0)
         };
         context.drop_ref(py);

@@ -167,7 +167,9 @@ impl LoopCore {
     ) -> PyResult<Py<PyAny>> {
         let timer = Timer::new(shown, Arc::downgrade(&self.shared));
         let debug = self.debug.load(std::sync::atomic::Ordering::Relaxed);
-        let (callback, handle) = callback.with_handle(py, Some(timer), debug)?;
+        let (mut callback, handle) = callback.with_handle(py, Some(timer), debug)?;
+        // Timers may be many, and wait long: their contexts are set aside.
+        callback.set_aside();
         let key = self.lock().timers.insert(deadline, callback);
         // Before the handle is returned: nothing could cancel it yet.
         handle.set_timer_key(key);

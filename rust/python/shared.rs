@@ -23,6 +23,11 @@ pub(crate) type PyReactor = Reactor<PyCallback, FdOwner>;
 /// Items waiting in the inbox beyond which a producing thread yields the GIL.
 const BACKLOG_LIMIT: usize = 4 * crate::DRAIN_LIMIT;
 
+/// A callback queued behind this many others has its context set aside from the
+/// garbage collector while it waits (see `context.rs`); one queued behind fewer
+/// (a chain's link, a Task's step) keeps it tracked.
+const SET_ASIDE_BEHIND: usize = 64;
+
 /// The state shared with handles, transports and other threads.
 pub(crate) struct Shared {
     reactor: Mutex<PyReactor>,
@@ -97,13 +102,17 @@ impl Shared {
     /// thread scheduled them. While a flood from other threads leaves items in the
     /// inbox (a drain takes a bounded number), this one queues behind them there.
     #[inline(always)]
-    pub(crate) fn push(&self, callback: PyCallback) {
+    pub(crate) fn push(&self, mut callback: PyCallback) {
         let mut reactor = self.lock();
         if !self.inbox.drain_into(&mut *reactor) {
+            if reactor.ready_len() >= SET_ASIDE_BEHIND {
+                callback.set_aside();
+            }
             reactor.push(callback);
             return;
         }
         drop(reactor);
+        callback.set_aside();
         if let Err(refused) = self.inbox.push(callback) {
             drop(refused);
         }
@@ -129,7 +138,7 @@ impl Shared {
     }
 
     /// `push_threadsafe` off the loop's thread, or while no loop runs.
-    fn push_from_elsewhere(&self, py: Python<'_>, callback: PyCallback) {
+    fn push_from_elsewhere(&self, py: Python<'_>, mut callback: PyCallback) {
         if !self.is_running() {
             // No loop to take the inbox (a script scheduling before start()): the
             // ready queue, under the reactor's lock, orders it with every other
@@ -143,6 +152,7 @@ impl Shared {
             }
             return;
         }
+        callback.set_aside();
         match self.inbox.push(callback) {
             Ok(waiting) if waiting > BACKLOG_LIMIT => py.detach(std::thread::yield_now),
             Ok(_) => {}

@@ -97,7 +97,7 @@ fastcall_method!(
     "call_soon",
     ["callback"],
     Keywords::Only(&CONTEXT),
-    |_py, core, [callback], args, _, context| core.call_soon(&callback, &args, context.as_deref())
+    |_py, core, [callback], args, _, context| core.call_soon(&callback, args, context.as_deref())
 );
 
 fastcall_method!(
@@ -106,7 +106,7 @@ fastcall_method!(
     ["callback"],
     Keywords::Only(&CONTEXT),
     |_py, core, [callback], args, _, context| {
-        core.call_soon_threadsafe(&callback, &args, context.as_deref())
+        core.call_soon_threadsafe(&callback, args, context.as_deref())
     }
 );
 
@@ -117,7 +117,7 @@ fastcall_method!(
     Keywords::Only(&CONTEXT),
     |_py, core, [delay, callback], args, _, context| {
         let when = When::After(number(&delay, "call_later", "delay")?);
-        core.asyncio_timer(when, &callback, &args, context.as_deref())
+        core.asyncio_timer(when, &callback, args, context.as_deref())
     }
 );
 
@@ -131,7 +131,7 @@ fastcall_method!(
             number(&when, "call_at", "when")?,
             when.is_instance_of::<PyInt>(),
         );
-        core.asyncio_timer(when, &callback, &args, context.as_deref())
+        core.asyncio_timer(when, &callback, args, context.as_deref())
     }
 );
 
@@ -141,7 +141,7 @@ fastcall_method!(
     ["callback"],
     Keywords::Collect,
     |py, core, [callback], args, kwargs, _| {
-        core.add_callback(&callback, &args, kwargs.as_ref())?;
+        core.add_callback(&callback, args, kwargs.as_ref())?;
         Ok(py.None())
     }
 );
@@ -152,7 +152,7 @@ fastcall_method!(
     ["deadline", "callback"],
     Keywords::Collect,
     |_py, core, [deadline, callback], args, kwargs, _| {
-        core.add_timeout(&deadline, &callback, &args, kwargs.as_ref())
+        core.add_timeout(&deadline, &callback, args, kwargs.as_ref())
     }
 );
 
@@ -163,7 +163,7 @@ fastcall_method!(
     Keywords::Collect,
     |_py, core, [delay, callback], args, kwargs, _| {
         let when = When::After(number(&delay, "call_later", "delay")?);
-        core.tornado_timer(when, &callback, &args, kwargs.as_ref())
+        core.tornado_timer(when, &callback, args, kwargs.as_ref())
     }
 );
 
@@ -177,7 +177,7 @@ fastcall_method!(
             number(&when, "call_at", "when")?,
             when.is_instance_of::<PyInt>(),
         );
-        core.tornado_timer(when, &callback, &args, kwargs.as_ref())
+        core.tornado_timer(when, &callback, args, kwargs.as_ref())
     }
 );
 

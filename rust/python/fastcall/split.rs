@@ -77,7 +77,9 @@ pub(super) struct Split<'py, const N: usize> {
 /// reference counting for its `*args`.
 pub(super) fn empty_tuple(py: Python<'_>) -> &Bound<'_, PyTuple> {
     static EMPTY: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
-    EMPTY.get_or_init(py, || PyTuple::empty(py).unbind()).bind(py)
+    EMPTY
+        .get_or_init(py, || PyTuple::empty(py).unbind())
+        .bind(py)
 }
 
 /// Splits a fastcall argument array (`args[..nargs]` positional, then one value
