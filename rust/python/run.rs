@@ -339,17 +339,18 @@ impl LoopCore {
                 return Err(e);
             }
         };
-        let mut result = Ok(());
-        if iterate_first {
-            result = this.run_once(slf);
-        }
-        // A plain load first: the swap is a locked instruction, paid only on stop.
-        while result.is_ok()
-            && !(this.shared.stopping.load(Ordering::Relaxed)
+        let result = (|| {
+            if iterate_first {
+                this.run_once(slf)?;
+            }
+            // A plain load first: the swap is a locked instruction, paid only on stop.
+            while !(this.shared.stopping.load(Ordering::Relaxed)
                 && this.shared.stopping.swap(false, Ordering::SeqCst))
-        {
-            result = this.run_once(slf);
-        }
+            {
+                this.run_once(slf)?;
+            }
+            Ok(())
+        })();
         this.shared.loop_thread.store(NO_THREAD, Ordering::SeqCst);
         if wakeup_share {
             this.signals.release(py)?;
