@@ -62,6 +62,7 @@ fn not_callable(func: &Bound<'_, PyAny>, method: &str) -> PyErr {
 
 impl PyCallback {
     /// A callback with asyncio's calling convention (`*args`, optional `context`).
+    #[inline(always)]
     pub(crate) fn asyncio(
         func: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
@@ -82,6 +83,7 @@ impl PyCallback {
 
     /// A callback with Tornado's calling convention (`*args, **kwargs`), in the
     /// current context.
+    #[inline(always)]
     pub(crate) fn tornado(
         func: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
@@ -180,6 +182,7 @@ impl PyCallback {
     /// Lets go of it where the thread is known to hold the GIL (the iteration, after
     /// running it): plain decrements, without the check a `Drop` makes of the
     /// thread's state for each reference.
+    #[inline(always)]
     pub(crate) fn release(self, py: Python<'_>) {
         let PyCallback {
             mut handle,

@@ -122,7 +122,8 @@ impl LoopCore {
                     // where it was popped, without a move into the loop's jobs.
                     let ran = self.run_callback(slf, &callback);
                     callback.release(py);
-                    return ran;
+                    ran?;
+                    return Ok(());
                 }
                 first = Some(Job::Call(callback));
             }
