@@ -27,9 +27,12 @@ pub(crate) struct PyCallback {
     set_aside: bool,
 }
 
+/// `TypeError` unless `func` is callable. Inline, as `callable()` decides: its
+/// type has a call slot.
 #[inline]
 pub(crate) fn check_callable(func: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
-    if func.is_callable() {
+    // SAFETY: a live object's type is a live type object (the GIL is held).
+    if unsafe { (*pyo3::ffi::Py_TYPE(func.as_ptr())).tp_call.is_some() } {
         Ok(())
     } else {
         Err(not_callable(func, method))
