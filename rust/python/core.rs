@@ -5,7 +5,9 @@
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -58,7 +60,7 @@ impl LoopCore {
 
     /// The poll, or `None` once the loop is closed.
     pub(crate) fn lock_poller(&self) -> MutexGuard<'_, Option<Poller>> {
-        self.poller.lock().unwrap_or_else(PoisonError::into_inner)
+        self.poller.lock()
     }
 
     pub(crate) fn check_open(&self) -> PyResult<()> {

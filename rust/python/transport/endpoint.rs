@@ -2,7 +2,9 @@
 //! lock the core's [`Connection`] with the protocol — and how one is made.
 
 use std::os::fd::RawFd;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -193,7 +195,7 @@ impl<F: Flavor> Endpoint<F> {
 
     /// The state's lock, for a caller that lets go of no Python object under it.
     fn plain_lock(&self) -> MutexGuard<'_, State<F>> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock()
     }
 
     /// The protocol, if `connection_lost` has not run.
@@ -255,7 +257,7 @@ impl<F: Flavor> Endpoint<F> {
         visit.call(&self.extra)?;
         visit.call(&self.context)?;
         // A collection never waits: a state in use is skipped this time.
-        if let Ok(st) = self.state.try_lock() {
+        if let Some(st) = self.state.try_lock() {
             visit.call(&st.protocol)?;
             visit.call(&st.on_lost)?;
             visit.call(&st.waiter)?;
