@@ -19,13 +19,17 @@ pub(crate) struct PyCallback {
     args: Option<Py<PyTuple>>,
     /// The `contextvars.Context` it runs in.
     context: CallbackContext,
-    /// Tornado semantics: a returned awaitable is awaited and its error logged.
-    pub(crate) tornado: bool,
-    /// The context is a copy made for this callback alone.
-    own_context: bool,
-    /// That copy is off the garbage collector's lists ([`PyCallback::set_aside`]).
-    set_aside: bool,
+    /// What kind of callback it is: [`TORNADO`], [`OWN_CONTEXT`], [`SET_ASIDE`]
+    /// (one byte: the callback is moved whole through the queues).
+    flags: u8,
 }
+
+/// Tornado semantics: a returned awaitable is awaited and its error logged.
+const TORNADO: u8 = 1;
+/// The context is a copy made for this callback alone.
+const OWN_CONTEXT: u8 = 2;
+/// That copy is off the garbage collector's lists ([`PyCallback::set_aside`]).
+const SET_ASIDE: u8 = 4;
 
 /// `TypeError` unless `func` is callable. Inline, as `callable()` decides: its
 /// type has a call slot.
@@ -78,9 +82,11 @@ impl PyCallback {
             args: (!args.is_empty()).then(|| args.clone().unbind()),
             context: CallbackContext::given_or_current(context, func.py())?,
             handle: HandleLink(None),
-            tornado: false,
-            own_context: context.map_or(true, |c| c.is_none()),
-            set_aside: false,
+            flags: if context.map_or(true, |c| c.is_none()) {
+                OWN_CONTEXT
+            } else {
+                0
+            },
         })
     }
 
@@ -107,9 +113,7 @@ impl PyCallback {
             args,
             context: CallbackContext::copy_current(py)?,
             handle: HandleLink(None),
-            tornado: true,
-            own_context: true,
-            set_aside: false,
+            flags: TORNADO | OWN_CONTEXT,
         })
     }
 
@@ -144,12 +148,17 @@ impl PyCallback {
     /// context is a copy made for it (see `context.rs`): the loop's choice for a
     /// callback that may wait among many. Called with the GIL held.
     pub(crate) fn set_aside(&mut self) {
-        if self.own_context && !self.set_aside {
+        if self.flags & (OWN_CONTEXT | SET_ASIDE) == OWN_CONTEXT {
             // SAFETY: a copy made for this callback alone, tracked until now (it is
             // set aside once); every caller holds the GIL, and `release` is told.
             unsafe { self.context.set_aside() };
-            self.set_aside = true;
+            self.flags |= SET_ASIDE;
         }
+    }
+
+    /// Whether it has Tornado's semantics (see [`TORNADO`]).
+    pub(crate) fn is_tornado(&self) -> bool {
+        self.flags & TORNADO != 0
     }
 
     /// The `Handle` that cancels it, if it has one.
@@ -192,16 +201,14 @@ impl PyCallback {
             func,
             args,
             context,
-            tornado: _,
-            own_context: _,
-            set_aside,
+            flags,
         } = self;
         handle.release(py);
         func.drop_ref(py);
         if let Some(args) = args {
             args.drop_ref(py);
         }
-        context.release(py, set_aside);
+        context.release(py, flags & SET_ASIDE != 0);
     }
 }
 

@@ -235,13 +235,13 @@ impl LoopCore {
             return Ok(());
         }
         match callback.call(py) {
-            Ok(result) if callback.tornado => {
+            Ok(result) if callback.is_tornado() => {
                 report::after_tornado_call(slf.as_any(), &self.hooks, &result)
             }
             Ok(_) => Ok(()),
             // Tornado ignores a callback's CancelledError (asyncio reports it).
-            Err(err) if callback.tornado && report::is_cancelled_error(py, &err) => Ok(()),
-            Err(err) if callback.tornado => {
+            Err(err) if callback.is_tornado() && report::is_cancelled_error(py, &err) => Ok(()),
+            Err(err) if callback.is_tornado() => {
                 report::fail_tornado(slf.as_any(), &self.hooks, err, callback.func.bind(py))
             }
             Err(err) => report::fail_callback(slf.as_any(), err, callback),
