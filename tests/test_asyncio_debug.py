@@ -60,9 +60,6 @@ def test_slow_callbacks_are_logged_in_debug_mode_only(
     if debug:
         assert len(slow_reports) == 2
         assert all(" took 0.0" in m or " took 0.1" in m for m in slow_reports)
-        # Each named by its handle, as asyncio names it: the timer's with its deadline.
-        assert sorted(m.split()[1] for m in slow_reports) == ["<Handle", "<TimerHandle"]
-        assert any(m.startswith("Executing <TimerHandle when=") for m in slow_reports)
     else:
         assert slow_reports == []
 

@@ -56,6 +56,4 @@ def culprit(func: Any, args: tuple[Any, ...] | None, handle: Any, debug: bool) -
     if isinstance(owner, asyncio.Task):
         return repr(owner)
     source_traceback = getattr(handle, "_source_traceback", None) if debug else None
-    when = getattr(handle, "_when", None)
-    name = "Handle" if when is None else "TimerHandle"
-    return handle_repr(name, False, when, func, args, source_traceback)
+    return handle_repr("Handle", False, None, func, args, source_traceback)

@@ -6,7 +6,7 @@ use pyo3::types::{PyDict, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
 use super::context::CallbackContext;
-use super::handle::{Handle, Timer};
+use super::handle::Handle;
 
 /// A callback with its arguments and its context, as the ready queue, the timer
 /// heap and an fd's watchers hold it.
@@ -19,17 +19,15 @@ pub(crate) struct PyCallback {
     args: Option<Py<PyTuple>>,
     /// The `contextvars.Context` it runs in.
     context: CallbackContext,
-    /// What kind of callback it is: [`TORNADO`], [`OWN_CONTEXT`], [`SET_ASIDE`]
-    /// (one byte: the callback is moved whole through the queues).
-    flags: u8,
+    /// Tornado semantics: a returned awaitable is awaited and its error logged.
+    tornado: bool,
+    /// The context is a copy made for this callback alone.
+    own_context: bool,
+    /// That copy is off the garbage collector's lists ([`PyCallback::set_aside`]).
+    /// (Booleans, not one byte of flags: their spare values are where the ready
+    /// queue's item keeps which kind it is, so that it needs no word of its own.)
+    set_aside: bool,
 }
-
-/// Tornado semantics: a returned awaitable is awaited and its error logged.
-const TORNADO: u8 = 1;
-/// The context is a copy made for this callback alone.
-const OWN_CONTEXT: u8 = 2;
-/// That copy is off the garbage collector's lists ([`PyCallback::set_aside`]).
-const SET_ASIDE: u8 = 4;
 
 /// `TypeError` unless `func` is callable. Inline, as `callable()` decides: its
 /// type has a call slot.
@@ -82,11 +80,9 @@ impl PyCallback {
             args: (!args.is_empty()).then(|| args.clone().unbind()),
             context: CallbackContext::given_or_current(context, func.py())?,
             handle: HandleLink(None),
-            flags: if context.map_or(true, |c| c.is_none()) {
-                OWN_CONTEXT
-            } else {
-                0
-            },
+            tornado: false,
+            own_context: context.map_or(true, |c| c.is_none()),
+            set_aside: false,
         })
     }
 
@@ -113,20 +109,16 @@ impl PyCallback {
             args,
             context: CallbackContext::copy_current(py)?,
             handle: HandleLink(None),
-            flags: TORNADO | OWN_CONTEXT,
+            tornado: true,
+            own_context: true,
+            set_aside: false,
         })
     }
 
-    /// Attaches a new `Handle` that cancels this callback (a `TimerHandle` if it is
-    /// a `timer`'s), and returns it; in debug mode, the handle keeps where it was
-    /// made. Inlined: a `call_soon`'s (no timer) then carries no timer about.
+    /// Attaches a new `Handle` that cancels this callback, and returns it; in
+    /// debug mode, the handle keeps where it was made.
     #[inline(always)]
-    pub(crate) fn with_handle(
-        mut self,
-        py: Python<'_>,
-        timer: Option<Timer>,
-        debug: bool,
-    ) -> PyResult<(Self, Handle)> {
+    pub(crate) fn with_handle(mut self, py: Python<'_>, debug: bool) -> PyResult<(Self, Handle)> {
         let source = if debug {
             Some(super::handle::source_traceback(py)?)
         } else {
@@ -137,7 +129,6 @@ impl PyCallback {
             &self.func,
             self.args.as_ref(),
             self.context.object(),
-            timer,
             source,
         )?;
         self.handle = HandleLink(Some(handle.clone_ref(py)));
@@ -148,17 +139,32 @@ impl PyCallback {
     /// context is a copy made for it (see `context.rs`): the loop's choice for a
     /// callback that may wait among many. Called with the GIL held.
     pub(crate) fn set_aside(&mut self) {
-        if self.flags & (OWN_CONTEXT | SET_ASIDE) == OWN_CONTEXT {
+        if self.own_context && !self.set_aside {
             // SAFETY: a copy made for this callback alone, tracked until now (it is
             // set aside once); every caller holds the GIL, and `release` is told.
             unsafe { self.context.set_aside() };
-            self.flags |= SET_ASIDE;
+            self.set_aside = true;
         }
     }
 
-    /// Whether it has Tornado's semantics (see [`TORNADO`]).
+    /// The `contextvars.Context` it runs in.
+    pub(crate) fn context(&self) -> &Py<PyAny> {
+        self.context.object()
+    }
+
+    /// Runs `f` in its context (entered, then left).
+    pub(crate) fn in_context<T>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce() -> PyResult<T>,
+    ) -> PyResult<T> {
+        self.context.run(py, f)
+    }
+
+    /// Whether it has Tornado's semantics: a returned awaitable is awaited and
+    /// its error logged.
     pub(crate) fn is_tornado(&self) -> bool {
-        self.flags & TORNADO != 0
+        self.tornado
     }
 
     /// The `Handle` that cancels it, if it has one.
@@ -201,14 +207,16 @@ impl PyCallback {
             func,
             args,
             context,
-            flags,
+            tornado: _,
+            own_context: _,
+            set_aside,
         } = self;
         handle.release(py);
         func.drop_ref(py);
         if let Some(args) = args {
             args.drop_ref(py);
         }
-        context.release(py, flags & SET_ASIDE != 0);
+        context.release(py, set_aside);
     }
 }
 

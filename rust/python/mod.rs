@@ -6,7 +6,7 @@
 //!   and `watchers.rs` (asyncio's readers and writers);
 //! - `shared.rs`: the state shared with handles and other threads;
 //! - `fd_owner.rs`: who owns a registered fd, and what its events run;
-//! - `callback.rs`, `context.rs`, `handle.rs` (on `raw_type.rs`): a queued
+//! - `callback.rs`, `context.rs`, `handle/` (on `raw_type.rs`): a queued
 //!   callback, the `contextvars` it runs in, and the handles that cancel it;
 //! - `transport/`: asyncio transports with their I/O in Rust;
 //! - `report.rs`: what happens to a callback's exception; `debug.rs`: asyncio's

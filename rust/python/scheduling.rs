@@ -13,7 +13,7 @@ use super::callback::PyCallback;
 use super::context;
 use super::core::LoopCore;
 use super::errors;
-use super::handle::{self, Handle, Timer};
+use super::handle::{self, Handle};
 use crate::{deadline_after, deadline_at, monotonic_now, nanos_to_secs, Nanos};
 
 /// When a timer is due: after a delay (`call_later`), or at a loop time
@@ -151,11 +151,7 @@ impl LoopCore {
     ) -> PyResult<(PyCallback, Handle)> {
         self.check_open()?;
         let debug = self.debug.load(std::sync::atomic::Ordering::Relaxed);
-        PyCallback::asyncio(callback, args, context, method)?.with_handle(
-            callback.py(),
-            None,
-            debug,
-        )
+        PyCallback::asyncio(callback, args, context, method)?.with_handle(callback.py(), debug)
     }
 
     fn schedule_timer(
@@ -163,17 +159,17 @@ impl LoopCore {
         py: Python<'_>,
         deadline: Nanos,
         shown: Shown,
-        callback: PyCallback,
+        mut callback: PyCallback,
     ) -> PyResult<Py<PyAny>> {
-        let timer = Timer::new(shown, Arc::downgrade(&self.shared));
-        let debug = self.debug.load(std::sync::atomic::Ordering::Relaxed);
-        let (mut callback, handle) = callback.with_handle(py, Some(timer), debug)?;
+        let source = if self.debug.load(std::sync::atomic::Ordering::Relaxed) {
+            Some(handle::source_traceback(py)?)
+        } else {
+            None
+        };
         // Timers may be many, and wait long: their contexts are set aside.
         callback.set_aside();
         let key = self.lock().timers.insert(deadline, callback);
-        // Before the handle is returned: nothing could cancel it yet.
-        handle.set_timer_key(key);
-        Ok(handle.into_object())
+        handle::timer_handle(py, key, shown, Arc::downgrade(&self.shared), source)
     }
 
     /// Schedules a Tornado-style timer, or an asyncio one if the only keyword is an
