@@ -5,9 +5,7 @@
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
-use parking_lot::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -60,7 +58,7 @@ impl LoopCore {
 
     /// The poll, or `None` once the loop is closed.
     pub(crate) fn lock_poller(&self) -> MutexGuard<'_, Option<Poller>> {
-        self.poller.lock()
+        self.poller.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn check_open(&self) -> PyResult<()> {

@@ -8,7 +8,7 @@
 //! the guard is gone, on every path out of the closure, an early `return` or an
 //! error included.
 
-use parking_lot::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 /// What a locked section let go of, dropped once the lock is released.
 #[derive(Default)]
@@ -26,11 +26,12 @@ impl Release {
 }
 
 /// Runs `f` on `mutex`'s value; what it puts in the [`Release`] is dropped after
-/// the lock is released.
+/// the lock is released. A poisoned mutex is used as it is (no code panics while
+/// holding one of the loop's locks, so its value is consistent).
 pub(crate) fn locked<T, R>(mutex: &Mutex<T>, f: impl FnOnce(&mut T, &mut Release) -> R) -> R {
     let mut release = Release::default();
     let result = {
-        let mut guard = mutex.lock();
+        let mut guard = mutex.lock().unwrap_or_else(PoisonError::into_inner);
         f(&mut guard, &mut release)
     };
     drop(release);

@@ -6,9 +6,9 @@
 //! poll blocks. So a callback may call any method, and another thread's
 //! `add_callback` never waits for the poll.
 
-use parking_lot::{Mutex, MutexGuard};
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
 use mio::Registry;
 use pyo3::Python;
@@ -55,7 +55,8 @@ impl Shared {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, PyReactor> {
-        self.reactor.lock()
+        // No code panics while holding it; a poisoned reactor is still consistent.
+        self.reactor.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The reactor's lock, for [`locked`](super::release::locked).
@@ -66,11 +67,17 @@ impl Shared {
     /// The reactor, unless this or another thread holds it at this instant (a
     /// garbage collector's traversal must not wait).
     pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, PyReactor>> {
-        self.reactor.try_lock()
+        match self.reactor.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
     }
 
     pub(crate) fn read_buffer(&self) -> MutexGuard<'_, Vec<u8>> {
-        self.read_buffer.lock()
+        self.read_buffer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn is_closed(&self) -> bool {

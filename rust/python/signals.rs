@@ -8,10 +8,10 @@
 //! ([`SignalWakeup::acquire`]); the fd found before the first share is given back
 //! when the last one is released.
 
-use parking_lot::{Mutex, MutexGuard};
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use std::sync::{Mutex, PoisonError};
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry};
@@ -55,8 +55,8 @@ impl SignalWakeup {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Shares> {
-        self.shares.lock()
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shares> {
+        self.shares.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Closes the sockets, unless Python's wake-up fd still points at them (a

@@ -2,9 +2,7 @@
 //! lock the core's [`Connection`] with the protocol — and how one is made.
 
 use std::os::fd::RawFd;
-use std::sync::Arc;
-
-use parking_lot::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -195,7 +193,7 @@ impl<F: Flavor> Endpoint<F> {
 
     /// The state's lock, for a caller that lets go of no Python object under it.
     fn plain_lock(&self) -> MutexGuard<'_, State<F>> {
-        self.state.lock()
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The protocol, if `connection_lost` has not run.
@@ -257,7 +255,7 @@ impl<F: Flavor> Endpoint<F> {
         visit.call(&self.extra)?;
         visit.call(&self.context)?;
         // A collection never waits: a state in use is skipped this time.
-        if let Some(st) = self.state.try_lock() {
+        if let Ok(st) = self.state.try_lock() {
             visit.call(&st.protocol)?;
             visit.call(&st.on_lost)?;
             visit.call(&st.waiter)?;
