@@ -650,6 +650,23 @@ def test_the_exception_handler_runs_in_the_context_of_what_failed(
     assert seen == ["inside"]
 
 
+def test_a_timer_whose_context_is_entered_elsewhere_fails_and_the_loop_goes_on(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    # The timer's context is the one running the loop: the callback cannot enter
+    # it, and that failure is reported without the report needing it either.
+    context = contextvars.copy_context()
+    ran: list[str] = []
+
+    def main() -> None:
+        loop.call_later(0, ran.append, "timer", context=context)
+        loop.run_until_complete(asyncio.sleep(0.01))
+
+    context.run(main)
+    assert ran == []
+    assert loop.run_until_complete(asyncio.sleep(0, "still running")) == "still running"
+
+
 #: Where ``create_task`` passes other keywords on to the task: asyncio's from
 #: 3.13.4 (3.13.0 here refuses them), mioloop's on 3.13 and later.
 TASK_KEYWORDS = ["mioloop", "asyncio"] if sys.version_info >= (3, 14) else ["mioloop"]

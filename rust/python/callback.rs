@@ -152,13 +152,14 @@ impl PyCallback {
         self.context.object()
     }
 
-    /// Runs `f` in its context (entered, then left).
-    pub(crate) fn in_context<T>(
+    /// Runs `f` in its context, or outside it if it cannot be entered (see
+    /// [`run_in_if_free`](super::context::run_in_if_free)).
+    pub(crate) fn in_context_if_free<T>(
         &self,
         py: Python<'_>,
         f: impl FnOnce() -> PyResult<T>,
     ) -> PyResult<T> {
-        self.context.run(py, f)
+        super::context::run_in_if_free(py, self.context.object(), f)
     }
 
     /// Whether it has Tornado's semantics: a returned awaitable is awaited and

@@ -145,6 +145,26 @@ impl Drop for CallbackContext {
     }
 }
 
+/// Runs `f` in `context` if it can be entered, else outside it (it is entered on
+/// this thread already, by whoever runs now): for reporting an error where what
+/// failed ran, which must not fail for want of its context.
+pub(crate) fn run_in_if_free<T>(
+    py: Python<'_>,
+    context: &Py<PyAny>,
+    f: impl FnOnce() -> PyResult<T>,
+) -> PyResult<T> {
+    let ctx = context.as_ptr();
+    // SAFETY: as in `run_in`; a failed entry leaves an error set, dropped here.
+    if unsafe { ffi::PyContext_Enter(ctx) } != 0 {
+        drop(PyErr::fetch(py));
+        return f();
+    }
+    let result = f();
+    // SAFETY: as in `run_in`.
+    unsafe { ffi::PyContext_Exit(ctx) };
+    result
+}
+
 /// Runs `f` with `context` entered, as `context.run` does: changes it makes to
 /// context variables stay in `context`.
 pub(crate) fn run_in<T>(

@@ -72,7 +72,7 @@ pub(crate) fn fail_callback(
             Some(_) => call_exception_handler(event_loop, context),
             // No handle to name its context (a timer's, a reader's): the handler
             // runs in it, as asyncio's runs in its handle's (from 3.12).
-            None => callback.in_context(py, || call_exception_handler(event_loop, context)),
+            None => callback.in_context_if_free(py, || call_exception_handler(event_loop, context)),
         }
     })
 }
