@@ -153,15 +153,11 @@ pub(crate) fn run_in_if_free<T>(
     context: &Py<PyAny>,
     f: impl FnOnce() -> PyResult<T>,
 ) -> PyResult<T> {
-    let ctx = context.as_ptr();
-    // SAFETY: as in `run_in`; a failed entry leaves an error set, dropped here.
-    if unsafe { ffi::PyContext_Enter(ctx) } != 0 {
-        drop(PyErr::fetch(py));
+    if enter(py, context).is_err() {
         return f();
     }
     let result = f();
-    // SAFETY: as in `run_in`.
-    unsafe { ffi::PyContext_Exit(ctx) };
+    leave(context);
     result
 }
 
@@ -172,16 +168,29 @@ pub(crate) fn run_in<T>(
     context: &Py<PyAny>,
     f: impl FnOnce() -> PyResult<T>,
 ) -> PyResult<T> {
-    let ctx = context.as_ptr();
+    enter(py, context)?;
+    let result = f();
+    leave(context);
+    result
+}
+
+/// Makes `context` the thread's current one; `RuntimeError` if it is entered
+/// already.
+#[inline(always)]
+fn enter(py: Python<'_>, context: &Py<PyAny>) -> PyResult<()> {
     // SAFETY: `context` is a `contextvars.Context` (checked by `given_or_current`
     // or made by `capture`), kept alive by the caller's reference; the GIL is held.
     // Entering fails (RuntimeError set) if the context is already entered.
-    if unsafe { ffi::PyContext_Enter(ctx) } != 0 {
+    if unsafe { ffi::PyContext_Enter(context.as_ptr()) } != 0 {
         return Err(PyErr::fetch(py));
     }
-    let result = f();
-    // SAFETY: as above; the context is the one this thread entered just now, so
+    Ok(())
+}
+
+/// Leaves `context`, which this thread entered last.
+#[inline(always)]
+fn leave(context: &Py<PyAny>) {
+    // SAFETY: as in `enter`; the context is the one this thread entered last, so
     // leaving it cannot fail.
-    unsafe { ffi::PyContext_Exit(ctx) };
-    result
+    unsafe { ffi::PyContext_Exit(context.as_ptr()) };
 }

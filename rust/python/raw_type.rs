@@ -139,6 +139,32 @@ impl FreeList {
     pub(crate) const fn new() -> Self {
         FreeList(UnsafeCell::new(([std::ptr::null_mut(); FREE_KEPT], 0)))
     }
+
+    /// The last block kept, if any.
+    ///
+    /// # Safety
+    /// The GIL is held (the list is then this thread's alone).
+    #[inline]
+    unsafe fn take(&self) -> Option<*mut c_void> {
+        // SAFETY: as the caller promises.
+        let (blocks, len) = unsafe { &mut *self.0.get() };
+        *len = len.checked_sub(1)?;
+        Some(blocks[*len])
+    }
+
+    /// Keeps `block`, unless the list is full: then gives it back.
+    ///
+    /// # Safety
+    /// As for [`take`](Self::take).
+    #[inline]
+    unsafe fn keep(&self, block: *mut c_void) -> Result<(), *mut c_void> {
+        // SAFETY: as the caller promises.
+        let (blocks, len) = unsafe { &mut *self.0.get() };
+        let slot = blocks.get_mut(*len).ok_or(block)?;
+        *slot = block;
+        *len += 1;
+        Ok(())
+    }
 }
 
 /// The type `spec` describes, made on first use and kept in `cell`.
@@ -170,13 +196,7 @@ pub(crate) unsafe fn alloc<T>(
     // `PyObject_Init` sets its type (taking a reference to the heap type) and a
     // reference count of one, which `from_owned_ptr` takes over.
     unsafe {
-        let (blocks, len) = &mut *kept.0.get();
-        let memory = if *len > 0 {
-            *len -= 1;
-            blocks[*len]
-        } else {
-            ffi::PyObject_Malloc(size)
-        };
+        let memory = kept.take().unwrap_or_else(|| ffi::PyObject_Malloc(size));
         if memory.is_null() {
             return Err(PyMemoryError::new_err("out of memory for a handle"));
         }
@@ -310,12 +330,8 @@ pub(crate) unsafe fn free(slf: *mut ffi::PyObject, kept: &FreeList) {
     // kept or freed.
     unsafe {
         let tp = ffi::Py_TYPE(slf);
-        let (blocks, len) = &mut *kept.0.get();
-        if *len < FREE_KEPT {
-            blocks[*len] = slf.cast();
-            *len += 1;
-        } else {
-            ffi::PyObject_Free(slf.cast());
+        if let Err(block) = kept.keep(slf.cast()) {
+            ffi::PyObject_Free(block);
         }
         ffi::Py_DecRef(tp.cast());
     }

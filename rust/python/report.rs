@@ -65,14 +65,14 @@ pub(crate) fn fail_callback(
                 if traceback.is_truthy()? {
                     context.set_item(intern!(py, "source_traceback"), traceback)?;
                 }
+                call_exception_handler(event_loop, context)
             }
-            None => context.set_item(intern!(py, "callback"), func)?,
-        }
-        match callback.handle() {
-            Some(_) => call_exception_handler(event_loop, context),
             // No handle to name its context (a timer's, a reader's): the handler
             // runs in it, as asyncio's runs in its handle's (from 3.12).
-            None => callback.in_context_if_free(py, || call_exception_handler(event_loop, context)),
+            None => {
+                context.set_item(intern!(py, "callback"), func)?;
+                callback.in_context_if_free(py, || call_exception_handler(event_loop, context))
+            }
         }
     })
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyInt, PyTuple};
 
 use super::args;
 use super::callback::PyCallback;
@@ -30,6 +30,19 @@ pub(crate) enum When {
 pub(crate) struct Shown {
     pub(crate) time: f64,
     pub(crate) int: bool,
+}
+
+impl When {
+    /// `call_later`'s `delay`.
+    pub(crate) fn delay(delay: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(When::After(args::number(delay, "call_later", "delay")?))
+    }
+
+    /// `call_at`'s `when` (an int stays one).
+    pub(crate) fn at(when: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let time = args::number(when, "call_at", "when")?;
+        Ok(When::At(time, when.is_instance_of::<PyInt>()))
+    }
 }
 
 impl Shown {

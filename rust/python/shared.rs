@@ -112,10 +112,16 @@ impl Shared {
             return;
         }
         drop(reactor);
-        callback.set_aside();
-        if let Err(refused) = self.inbox.push(callback) {
+        if let Err(refused) = self.to_inbox(callback) {
             drop(refused);
         }
+    }
+
+    /// Queues a callback in the inbox, where it may wait among many: its context is
+    /// set aside from the garbage collector. Returns how many items wait there.
+    fn to_inbox(&self, mut callback: PyCallback) -> Result<usize, PyCallback> {
+        callback.set_aside();
+        self.inbox.push(callback)
     }
 
     /// Queues a callback from any thread: onto the ready queue on the loop's
@@ -138,7 +144,7 @@ impl Shared {
     }
 
     /// `push_threadsafe` off the loop's thread, or while no loop runs.
-    fn push_from_elsewhere(&self, py: Python<'_>, mut callback: PyCallback) {
+    fn push_from_elsewhere(&self, py: Python<'_>, callback: PyCallback) {
         if !self.is_running() {
             // No loop to take the inbox (a script scheduling before start()): the
             // ready queue, under the reactor's lock, orders it with every other
@@ -152,8 +158,7 @@ impl Shared {
             }
             return;
         }
-        callback.set_aside();
-        match self.inbox.push(callback) {
+        match self.to_inbox(callback) {
             Ok(waiting) if waiting > BACKLOG_LIMIT => py.detach(std::thread::yield_now),
             Ok(_) => {}
             Err(refused) => drop(refused),

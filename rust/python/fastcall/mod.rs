@@ -18,10 +18,9 @@ use std::panic::{self, AssertUnwindSafe};
 use pyo3::ffi;
 use pyo3::panic::PanicException;
 use pyo3::prelude::*;
-use pyo3::types::{PyInt, PyString, PyType};
+use pyo3::types::{PyString, PyType};
 
 use self::split::{empty_tuple, split, KeywordOnly, Keywords, Split};
-use super::args::number;
 use super::core::LoopCore;
 use super::scheduling::When;
 
@@ -116,7 +115,7 @@ fastcall_method!(
     ["delay", "callback"],
     Keywords::Only(&CONTEXT),
     |_py, core, [delay, callback], args, _, context| {
-        let when = When::After(number(&delay, "call_later", "delay")?);
+        let when = When::delay(&delay)?;
         core.asyncio_timer(when, &callback, args, context.as_deref())
     }
 );
@@ -127,10 +126,7 @@ fastcall_method!(
     ["when", "callback"],
     Keywords::Only(&CONTEXT),
     |_py, core, [when, callback], args, _, context| {
-        let when = When::At(
-            number(&when, "call_at", "when")?,
-            when.is_instance_of::<PyInt>(),
-        );
+        let when = When::at(&when)?;
         core.asyncio_timer(when, &callback, args, context.as_deref())
     }
 );
@@ -162,7 +158,7 @@ fastcall_method!(
     ["delay", "callback"],
     Keywords::Collect,
     |_py, core, [delay, callback], args, kwargs, _| {
-        let when = When::After(number(&delay, "call_later", "delay")?);
+        let when = When::delay(&delay)?;
         core.tornado_timer(when, &callback, args, kwargs.as_ref())
     }
 );
@@ -173,10 +169,7 @@ fastcall_method!(
     ["when", "callback"],
     Keywords::Collect,
     |_py, core, [when, callback], args, kwargs, _| {
-        let when = When::At(
-            number(&when, "call_at", "when")?,
-            when.is_instance_of::<PyInt>(),
-        );
+        let when = When::at(&when)?;
         core.tornado_timer(when, &callback, args, kwargs.as_ref())
     }
 );
